@@ -51,6 +51,8 @@ type Handle struct {
 	Name string
 }
 
+// String returns "config" for the config and "TYPE/NAME" otherwise, for
+// messages. It is not a path: backends build their own.
 func (h Handle) String() string {
 	if h.Type == ConfigFile {
 		return "config"
@@ -109,26 +111,36 @@ type RewindReader interface {
 }
 
 // Backend stores the files of one repository. All methods are safe for
-// concurrent use.
+// concurrent use. Methods that take a Handle fail (with an error that also
+// matches ErrPermanent) for a handle that is not Valid, so a hostile name
+// never reaches the storage. A cancelled ctx makes every method that takes
+// one fail with an error wrapping ctx.Err(). Backends never keep a ctx beyond the call.
+// backends/backendtest.Run checks all of this.
 type Backend interface {
 	// Location is the backend's URL with any credentials removed.
 	Location() string
-	// Save stores rd under h, atomically: after an error no file (and no
-	// partial file) is visible under h. It fails if rd yields fewer or more
-	// bytes than rd.Length().
+	// Save stores rd under h, atomically: a partial file is never visible
+	// under h. If Save fails before the data is complete (an error from rd,
+	// a wrong length, a cancelled ctx), h is left as it was: absent, or with
+	// its old content. It fails if rd yields fewer or more bytes than
+	// rd.Length(), and returns rd's own error wrapped. Save reads rd from
+	// where it stands; rewinding for a retry is the caller's job.
 	Save(ctx context.Context, h Handle, rd RewindReader) error
 	// Load calls fn with a reader of length bytes of h starting at offset;
 	// length 0 means to the end of the file. fn may be called more than once
 	// (on retries) and so must be idempotent; the backend closes the reader
 	// after fn returns. A missing file is ErrNotExist; an offset beyond the
-	// end is ErrRange. A reader that yields fewer bytes than asked for ends
-	// with io.ErrUnexpectedEOF.
+	// end (or a negative offset or length) is ErrRange; an offset equal to
+	// the size gives an empty reader. A reader that yields fewer bytes than
+	// asked for ends with io.ErrUnexpectedEOF. fn's error is returned as is.
 	Load(ctx context.Context, h Handle, length int, offset int64, fn func(rd io.Reader) error) error
 	// Stat returns information about h, or ErrNotExist.
 	Stat(ctx context.Context, h Handle) (FileInfo, error)
 	// List calls fn for each file of type t, in no particular order, in the
-	// calling goroutine. An error from fn stops the listing and is returned.
-	// A missing folder lists nothing.
+	// calling goroutine. For ConfigFile it yields the config (with an empty
+	// Name) if it exists. An error from fn stops the listing and is returned;
+	// ctx is checked before each call of fn. Temp files of unfinished Saves
+	// are never listed. A missing folder lists nothing.
 	List(ctx context.Context, t FileType, fn func(FileInfo) error) error
 	// Remove deletes h, or returns ErrNotExist.
 	Remove(ctx context.Context, h Handle) error
@@ -141,6 +153,8 @@ type Backend interface {
 // Creator is implemented by backends that must prepare a location (create
 // folders) before a repository can be initialised in it.
 type Creator interface {
+	// Create prepares the location. It returns an error wrapping ErrExist
+	// if the location already holds a config.
 	Create(ctx context.Context) error
 }
 

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hoard-backup/hoard/backends"
+	"github.com/hoard-backup/hoard/repo"
+	"github.com/hoard-backup/hoard/repo/id"
+	"github.com/hoard-backup/hoard/repo/lock"
+	"github.com/hoard-backup/hoard/snapshot"
+)
+
+func checkCommand(g *globals) *cli.Command {
+	var readData bool
+	return &cli.Command{
+		Name:  "check",
+		Usage: "verify the repository's structure and, with --read-data, every byte",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "read-data", Destination: &readData, Usage: "read and verify every pack and blob"}},
+		Action: func(c *cli.Context) error {
+			return runCheck(c.Context, g, readData)
+		},
+	}
+}
+
+func runCheck(ctx context.Context, g *globals, readData bool) error {
+	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, read: readData})
+	if err != nil {
+		return err
+	}
+	defer done()
+	rep, err := snapshot.Check(ctx, r, snapshot.CheckOptions{ReadData: readData})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		type problem struct {
+			File  string `json:"file"`
+			Error string `json:"error"`
+		}
+		type affected struct {
+			ID     string `json:"snapshot"`
+			Reason string `json:"reason"`
+		}
+		out := struct {
+			OK           bool       `json:"ok"`
+			Snapshots    int        `json:"snapshots"`
+			Packs        int        `json:"packs"`
+			Blobs        int        `json:"blobs"`
+			PacksRead    int        `json:"packs_read"`
+			Problems     []problem  `json:"problems"`
+			Affected     []affected `json:"affected_snapshots"`
+			Unreferenced []id.ID    `json:"unreferenced_packs"`
+		}{OK: rep.OK(), Snapshots: rep.Snapshots, Packs: rep.Packs, Blobs: rep.Blobs, PacksRead: rep.PacksRead, Unreferenced: rep.Unreferenced}
+		for _, p := range rep.Problems {
+			out.Problems = append(out.Problems, problem{p.File, p.Err.Error()})
+		}
+		for _, a := range rep.Affected {
+			out.Affected = append(out.Affected, affected{a.ID.String(), a.Reason})
+		}
+		if err := printJSON(g.stdout, out); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(g.stdout, "checked %d snapshots, %d packs, %d blobs", rep.Snapshots, rep.Packs, rep.Blobs)
+		if readData {
+			fmt.Fprintf(g.stdout, ", read %d packs", rep.PacksRead)
+		}
+		fmt.Fprintln(g.stdout)
+		if len(rep.Unreferenced) > 0 {
+			fmt.Fprintf(g.stdout, "%d packs are not in any index (left by an interrupted backup; harmless, prune removes them)\n", len(rep.Unreferenced))
+		}
+		for _, p := range rep.Problems {
+			fmt.Fprintf(g.stdout, "damaged: %s: %v\n", p.File, p.Err)
+		}
+		for _, a := range rep.Affected {
+			fmt.Fprintf(g.stdout, "affected snapshot %s: %s\n", a.ID.Str(), a.Reason)
+		}
+		if rep.OK() {
+			fmt.Fprintln(g.stdout, "no errors were found")
+		}
+	}
+	if !rep.OK() {
+		return damagedError{fmt.Sprintf("check found %d problems; %d snapshots affected", len(rep.Problems), len(rep.Affected))}
+	}
+	return nil
+}
+
+func unlockCommand(g *globals) *cli.Command {
+	var all bool
+	return &cli.Command{
+		Name:  "unlock",
+		Usage: "remove stale locks",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "remove-all", Destination: &all, Usage: "remove every lock, stale or not"}},
+		Action: func(c *cli.Context) error {
+			ctx, r, done, err := g.openRepo(c.Context, openOptions{})
+			if err != nil {
+				return err
+			}
+			defer done()
+			n, err := lock.RemoveStale(ctx, r, all, time.Now)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "removed %d locks\n", n)
+			return nil
+		},
+	}
+}
+
+func catCommand(g *globals) *cli.Command {
+	return &cli.Command{
+		Name:      "cat",
+		Usage:     "print a repository object as JSON (config, snapshot ID)",
+		ArgsUsage: "config | snapshot ID",
+		Action: func(c *cli.Context) error {
+			ctx, r, done, err := g.openRepo(c.Context, openOptions{})
+			if err != nil {
+				return err
+			}
+			defer done()
+			switch c.Args().First() {
+			case "config":
+				if c.NArg() != 1 {
+					return usagef("cat config takes no more arguments")
+				}
+				return printJSON(g.stdout, r.Config())
+			case "snapshot":
+				if c.NArg() != 2 {
+					return usagef("cat snapshot takes one ID")
+				}
+				sn, err := findSnapshot(ctx, r, c.Args().Get(1))
+				if err != nil {
+					return err
+				}
+				raw, err := r.LoadUnpacked(ctx, backends.SnapshotFile, "hoard snapshot v1", sn.ID)
+				if err != nil {
+					return err
+				}
+				var v any
+				if err := json.Unmarshal(raw, &v); err != nil {
+					return fmt.Errorf("%w: %v", repo.ErrInvalidData, err)
+				}
+				return printJSON(g.stdout, v)
+			}
+			return usagef("cat takes config or snapshot ID")
+		},
+	}
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hoard-backup/hoard/repo"
+	"github.com/hoard-backup/hoard/repo/id"
+	"github.com/hoard-backup/hoard/snapshot"
+	"github.com/hoard-backup/hoard/snapshot/restorer"
+)
+
+func lsCommand(g *globals) *cli.Command {
+	var long bool
+	return &cli.Command{
+		Name:      "ls",
+		Usage:     "list the files of a snapshot",
+		ArgsUsage: "SNAPSHOT [PATH]",
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "long", Aliases: []string{"l"}, Destination: &long, Usage: "show mode, size and time"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 1 || c.NArg() > 2 {
+				return usagef("ls takes SNAPSHOT [PATH]")
+			}
+			return runLs(c.Context, g, c.Args().Get(0), c.Args().Get(1), long)
+		},
+	}
+}
+
+type lsEntry struct {
+	Path  string    `json:"path"`
+	Type  string    `json:"type"`
+	Mode  string    `json:"mode"`
+	Size  uint64    `json:"size"`
+	MTime time.Time `json:"mtime"`
+}
+
+func runLs(ctx context.Context, g *globals, ref, p string, long bool) error {
+	ctx, r, done, err := g.openRepo(ctx, openOptions{index: true})
+	if err != nil {
+		return err
+	}
+	defer done()
+	sn, err := findSnapshot(ctx, r, ref)
+	if err != nil {
+		return err
+	}
+	if p == "" {
+		p = "/"
+	}
+	p = path.Clean("/" + p)
+	n, err := restorer.FindNode(ctx, r, sn, p)
+	if err != nil {
+		return err
+	}
+	var out []lsEntry
+	emit := func(p string, n *snapshot.Node) {
+		e := lsEntry{Path: p, Type: n.Type, Mode: n.Mode.String(), Size: n.Size, MTime: n.ModTime}
+		if g.json {
+			out = append(out, e)
+		} else if long {
+			fmt.Fprintf(g.stdout, "%s %10d %s %s\n", e.Mode, e.Size, e.MTime.Local().Format(time.DateTime), e.Path)
+		} else {
+			fmt.Fprintln(g.stdout, e.Path)
+		}
+	}
+	if n.Type != snapshot.TypeDir {
+		emit(p, n)
+	} else {
+		if err := walkTree(ctx, r, *n.Subtree, p, emit); err != nil {
+			return err
+		}
+	}
+	if g.json {
+		return printJSON(g.stdout, out)
+	}
+	return nil
+}
+
+func walkTree(ctx context.Context, r *repo.Repository, tid id.ID, dir string, fn func(string, *snapshot.Node)) error {
+	t, err := snapshot.LoadTree(ctx, r, tid)
+	if err != nil {
+		return err
+	}
+	for i := range t.Nodes {
+		n := &t.Nodes[i]
+		p := path.Join(dir, n.Name)
+		fn(p, n)
+		if n.Type == snapshot.TypeDir {
+			if err := walkTree(ctx, r, *n.Subtree, p, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+// Command hoard is a deduplicating, encrypted backup archiver for databases
+// and media trees. This package parses flags and calls the libraries.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hoard-backup/hoard/backends"
+	"github.com/hoard-backup/hoard/backends/local"
+	"github.com/hoard-backup/hoard/repo"
+	"github.com/hoard-backup/hoard/repo/lock"
+	"github.com/hoard-backup/hoard/snapshot"
+	"github.com/hoard-backup/hoard/snapshot/restorer"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// Exit codes; README.md documents them.
+const (
+	exitOK           = 0
+	exitFailure      = 1
+	exitUsage        = 2
+	exitIncomplete   = 3
+	exitNoRepository = 10
+	exitLocked       = 11
+	exitWrongKey     = 12
+	exitVersion      = 13
+	exitDamaged      = 14
+	exitWriteOnly    = 15
+	exitSource       = 16
+	exitInterrupted  = 130
+)
+
+// usageError marks bad command lines.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// sourceError marks a failed backup source (a command that failed).
+type sourceError struct{ err error }
+
+func (e sourceError) Error() string { return e.err.Error() }
+func (e sourceError) Unwrap() error { return e.err }
+
+// incompleteError marks a run that finished but skipped some files.
+type incompleteError struct{ msg string }
+
+func (e incompleteError) Error() string { return e.msg }
+
+// damagedError marks a check that found damage.
+type damagedError struct{ msg string }
+
+func (e damagedError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	var (
+		ue usageError
+		se sourceError
+		ie incompleteError
+		de damagedError
+		re *restorer.Errors
+	)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, &se):
+		return exitSource
+	case errors.Is(err, repo.ErrNoRepository):
+		return exitNoRepository
+	case errors.Is(err, lock.ErrLocked):
+		return exitLocked
+	case errors.Is(err, repo.ErrWrongPassword):
+		return exitWrongKey
+	case errors.Is(err, repo.ErrVersion):
+		return exitVersion
+	case errors.Is(err, repo.ErrWriteOnly):
+		return exitWriteOnly
+	case errors.As(err, &de), errors.Is(err, repo.ErrInvalidData):
+		return exitDamaged
+	case errors.As(err, &re):
+		for _, f := range re.Failures {
+			if errors.Is(f.Err, repo.ErrInvalidData) {
+				return exitDamaged
+			}
+		}
+		return exitIncomplete
+	case errors.As(err, &ie):
+		return exitIncomplete
+	}
+	return exitFailure
+}
+
+// registry lists the backends this build knows; cmd is the one place that
+// registers them (STYLE R13).
+func registry() backends.Registry {
+	return backends.Registry{"local": local.Opener}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := newApp(os.Stdin, os.Stdout, os.Stderr)
+	err := app.RunContext(ctx, reorderArgs(app, os.Args))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hoard: "+err.Error())
+	}
+	os.Exit(exitCode(err))
+}
+
+// globals are the options every command shares.
+type globals struct {
+	repo            string
+	passwordFile    string
+	passwordCommand string
+	json            bool
+	verbose         int
+	stdin           io.Reader
+	stdout, stderr  io.Writer
+	log             *slog.Logger
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	app := &cli.App{
+		Name:      "hoard",
+		Usage:     "deduplicating, encrypted backups of databases and media trees",
+		Version:   version,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "repo", Aliases: []string{"r"}, EnvVars: []string{"HOARD_REPOSITORY"}, Destination: &g.repo,
+				Usage: "repository location (a local path)"},
+			&cli.StringFlag{Name: "password-file", EnvVars: []string{"HOARD_PASSWORD_FILE"}, Destination: &g.passwordFile,
+				Usage: "read the passphrase from this file"},
+			&cli.StringFlag{Name: "password-command", EnvVars: []string{"HOARD_PASSWORD_COMMAND"}, Destination: &g.passwordCommand,
+				Usage: "run this shell command and read the passphrase from its output"},
+			&cli.BoolFlag{Name: "json", Destination: &g.json, Usage: "print machine-readable JSON"},
+			&cli.BoolFlag{Name: "verbose", Usage: "print more"},
+		},
+		Before: func(c *cli.Context) error {
+			level := slog.LevelWarn
+			if c.Bool("verbose") {
+				level = slog.LevelInfo
+			}
+			g.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			return nil
+		},
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return usageError{err.Error()}
+		},
+		Commands: []*cli.Command{
+			initCommand(g), backupCommand(g), snapshotsCommand(g), lsCommand(g), restoreCommand(g),
+			dumpCommand(g), catCommand(g), checkCommand(g), unlockCommand(g),
+		},
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = app.OnUsageError
+	}
+	return app
+}
+
+// findSnapshot resolves a snapshot reference with a clear error.
+func findSnapshot(ctx context.Context, r *repo.Repository, ref string) (*snapshot.Snapshot, error) {
+	if ref == "" {
+		return nil, usagef("a snapshot ID (or a unique prefix of one, or \"latest\") is required")
+	}
+	return snapshot.Find(ctx, r, ref, snapshot.Filter{})
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hoard-backup/hoard/snapshot"
+	"github.com/hoard-backup/hoard/snapshot/restorer"
+)
+
+type restoreOptions struct {
+	target       string
+	includes     cli.StringSlice
+	ignoreErrors bool
+}
+
+func restoreCommand(g *globals) *cli.Command {
+	o := &restoreOptions{}
+	return &cli.Command{
+		Name:      "restore",
+		Usage:     "restore a snapshot into a directory",
+		ArgsUsage: "SNAPSHOT|latest",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Destination: &o.target, Usage: "directory to restore into", Required: true},
+			&cli.StringSliceFlag{Name: "include", Aliases: []string{"i"}, Destination: &o.includes,
+				Usage: "restore only paths matching a pattern (repeatable), e.g. /media/uploads or *.jpg"},
+			&cli.BoolFlag{Name: "ignore-errors", Destination: &o.ignoreErrors,
+				Usage: "go on past damaged files, restore all others, and list the failures at the end"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("restore takes one SNAPSHOT")
+			}
+			return runRestore(c.Context, g, o, c.Args().First())
+		},
+	}
+}
+
+func runRestore(ctx context.Context, g *globals, o *restoreOptions, ref string) error {
+	for _, p := range o.includes.Value() {
+		if _, err := path.Match(p, ""); err != nil {
+			return usagef("bad include pattern %q: %v", p, err)
+		}
+	}
+	ctx, r, done, err := g.openRepo(ctx, openOptions{index: true, read: true})
+	if err != nil {
+		return err
+	}
+	defer done()
+	sn, err := findSnapshot(ctx, r, ref)
+	if err != nil {
+		return err
+	}
+	st, err := restorer.Restore(ctx, r, sn, o.target, restorer.Options{Includes: o.includes.Value(), IgnoreErrors: o.ignoreErrors, Logger: g.log})
+	var rerr *restorer.Errors
+	if errors.As(err, &rerr) {
+		for _, f := range rerr.Failures {
+			fmt.Fprintf(g.stderr, "not restored: %s: %v\n", f.Path, f.Err)
+		}
+	}
+	if g.json {
+		if jerr := printJSON(g.stdout, map[string]any{"snapshot": sn.ID.String(), "files": st.Files, "dirs": st.Dirs,
+			"symlinks": st.Symlinks, "bytes": st.Bytes, "ok": err == nil}); jerr != nil {
+			return jerr
+		}
+	} else {
+		fmt.Fprintf(g.stdout, "restored snapshot %s: %d files, %d dirs, %d symlinks, %s to %s\n", sn.ID.Str(), st.Files, st.Dirs,
+			st.Symlinks, formatBytes(st.Bytes), o.target)
+	}
+	return err
+}
+
+func dumpCommand(g *globals) *cli.Command {
+	return &cli.Command{
+		Name:      "dump",
+		Usage:     "write one file of a snapshot to standard output",
+		ArgsUsage: "SNAPSHOT PATH",
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 2 {
+				return usagef("dump takes SNAPSHOT PATH")
+			}
+			return runDump(c.Context, g, c.Args().Get(0), c.Args().Get(1))
+		},
+	}
+}
+
+func runDump(ctx context.Context, g *globals, ref, p string) error {
+	ctx, r, done, err := g.openRepo(ctx, openOptions{index: true, read: true})
+	if err != nil {
+		return err
+	}
+	defer done()
+	sn, err := findSnapshot(ctx, r, ref)
+	if err != nil {
+		return err
+	}
+	n, err := restorer.FindNode(ctx, r, sn, path.Clean("/"+p))
+	if err != nil {
+		return err
+	}
+	if n.Type != snapshot.TypeFile {
+		return usagef("%s is a %s, not a file", p, n.Type)
+	}
+	return restorer.Dump(ctx, r, n, g.stdout, 0)
+}

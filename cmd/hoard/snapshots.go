@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hoard-backup/hoard/snapshot"
+)
+
+func snapshotsCommand(g *globals) *cli.Command {
+	return &cli.Command{
+		Name:   "snapshots",
+		Usage:  "list snapshots",
+		Action: func(c *cli.Context) error { return runSnapshots(c.Context, g) },
+	}
+}
+
+type snapshotJSON struct {
+	ID string `json:"id"`
+	*snapshot.Snapshot
+}
+
+func runSnapshots(ctx context.Context, g *globals) error {
+	ctx, r, done, err := g.openRepo(ctx, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer done()
+	sns, probs, err := snapshot.List(ctx, r)
+	if err != nil {
+		return err
+	}
+	for _, p := range probs {
+		g.log.Warn("snapshot file unreadable", "file", "snapshots/"+p.ID.String(), "error", p.Err)
+	}
+	if g.json {
+		out := make([]snapshotJSON, len(sns))
+		for i, sn := range sns {
+			out[i] = snapshotJSON{ID: sn.ID.String(), Snapshot: sn}
+		}
+		return printJSON(g.stdout, out)
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tSource\tSize")
+	for _, sn := range sns {
+		src := strings.Join(sn.Paths, ",")
+		switch sn.Source.Kind {
+		case "stdin":
+			src = "stdin:" + sn.Source.Filename
+		case "command":
+			src = "command:" + strings.Join(sn.Source.Command, " ")
+		}
+		size := ""
+		if sn.Summary != nil {
+			size = formatBytes(sn.Summary.TotalBytes)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sn.ID.Str(), sn.Time.Local().Format(time.DateTime), sn.Host,
+			strings.Join(sn.Tags, ","), src, size)
+	}
+	fmt.Fprintf(tw, "%d snapshots\n", len(sns))
+	return tw.Flush()
+}

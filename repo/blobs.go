@@ -1,0 +1,365 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hoard-backup/hoard/backends"
+	"github.com/hoard-backup/hoard/repo/crypto"
+	"github.com/hoard-backup/hoard/repo/id"
+	"github.com/hoard-backup/hoard/repo/index"
+	"github.com/hoard-backup/hoard/repo/pack"
+)
+
+// packerPool holds open pack writers of one blob type. A writer is used by
+// one goroutine at a time: a saver takes one, adds its blob, and returns it,
+// so concurrent savers seal into different packs (after restic's packer
+// manager).
+type packerPool struct {
+	mu   sync.Mutex
+	free []*pack.Writer
+}
+
+// SaveResult tells what SaveBlob did.
+type SaveResult struct {
+	ID     id.ID
+	Known  bool // already stored (or being stored); nothing was added
+	Stored int  // bytes added to packs (sealed length)
+}
+
+// BlobID returns the keyed ID of a plaintext.
+func (r *Repository) BlobID(plaintext []byte) id.ID { return r.keys.IDs.Sum(plaintext) }
+
+// SaveBlob stores plaintext as a blob of type t unless a blob with its ID is
+// stored already. Safe for concurrent use; callers run it from several
+// goroutines to compress and encrypt in parallel. A pack that fills up is
+// uploaded by the caller whose blob filled it.
+func (r *Repository) SaveBlob(ctx context.Context, t pack.BlobType, plaintext []byte) (SaveResult, error) {
+	return r.SaveBlobWithID(ctx, t, r.BlobID(plaintext), plaintext)
+}
+
+// SaveBlobWithID is SaveBlob for a caller that computed the ID already.
+func (r *Repository) SaveBlobWithID(ctx context.Context, t pack.BlobType, bid id.ID, plaintext []byte) (SaveResult, error) {
+	res := SaveResult{ID: bid}
+	if r.idx.Has(t, bid) {
+		res.Known = true
+		return res, nil
+	}
+	key := blobKey{t, bid}
+	r.mu.Lock()
+	if _, ok := r.saving[key]; ok {
+		r.mu.Unlock()
+		res.Known = true
+		return res, nil
+	}
+	r.saving[key] = struct{}{}
+	r.mu.Unlock()
+
+	payload := r.compress(plaintext)
+	pool := r.packers[t]
+	w, err := r.takePacker(t)
+	if err != nil {
+		return res, err
+	}
+	before := w.Size()
+	w.Add(bid, payload, len(plaintext))
+	res.Stored = w.Size() - before
+	limit := r.cfg.PackSize
+	if t == pack.TreeBlob {
+		limit /= 4
+	}
+	if w.Size() < limit {
+		pool.mu.Lock()
+		pool.free = append(pool.free, w)
+		pool.mu.Unlock()
+		return res, nil
+	}
+	return res, r.uploadPack(ctx, w)
+}
+
+// compress returns the payload of a blob: a compression byte and the body.
+func (r *Repository) compress(plaintext []byte) []byte {
+	if r.cfg.Compression == "zstd" && len(plaintext) > 64 {
+		out := make([]byte, 1, len(plaintext)/2+64)
+		out[0] = pack.CompressionZstd
+		out = r.zenc.EncodeAll(plaintext, out)
+		if len(out) < len(plaintext)+1 {
+			return out
+		}
+	}
+	out := make([]byte, 1+len(plaintext))
+	out[0] = pack.CompressionNone
+	copy(out[1:], plaintext)
+	return out
+}
+
+func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
+	pool := r.packers[t]
+	pool.mu.Lock()
+	if n := len(pool.free); n > 0 {
+		w := pool.free[n-1]
+		pool.free = pool.free[:n-1]
+		pool.mu.Unlock()
+		return w, nil
+	}
+	pool.mu.Unlock()
+	pk := crypto.NewPackKey()
+	wrapped := pk
+	if t == pack.DataBlob {
+		var err error
+		if wrapped, err = r.keys.WrapPackKey(pk); err != nil {
+			return nil, err
+		}
+	}
+	size := r.cfg.PackSize
+	if t == pack.TreeBlob {
+		size /= 4
+	}
+	return pack.NewWriter(t, pk, wrapped, size+size/8)
+}
+
+// uploadPack finishes w, stores it and adds it to the in-memory index.
+func (r *Repository) uploadPack(ctx context.Context, w *pack.Writer) error {
+	data, h := w.Finish(r.keys.Meta)
+	name := id.Hash(data)
+	handle := backends.Handle{Type: backends.PackFile, Name: name.String()}
+	if err := r.be.Save(ctx, handle, backends.NewByteReader(data)); err != nil {
+		return fmt.Errorf("repo: save pack %s: %w", name.Str(), err)
+	}
+	p := index.Pack{ID: name, Size: uint64(len(data)), Kind: h.Kind, WrappedKey: h.WrappedKey, Blobs: h.Entries}
+	r.idx.AddPack(p)
+	r.mu.Lock()
+	r.unindexed = append(r.unindexed, p)
+	n := len(r.unindexed)
+	r.mu.Unlock()
+	r.log.Debug("pack saved", "pack", name.Str(), "blobs", len(h.Entries), "bytes", len(data))
+	if n >= 256 {
+		return r.writeIndex(ctx)
+	}
+	return nil
+}
+
+// Flush uploads every open pack and writes an index file naming every pack
+// saved since the last one. Call it before saving a snapshot that refers to
+// the blobs.
+func (r *Repository) Flush(ctx context.Context) error {
+	for _, t := range []pack.BlobType{pack.DataBlob, pack.TreeBlob} {
+		pool := r.packers[t]
+		pool.mu.Lock()
+		ws := pool.free
+		pool.free = nil
+		pool.mu.Unlock()
+		for _, w := range ws {
+			if w.Count() == 0 {
+				continue
+			}
+			if err := r.uploadPack(ctx, w); err != nil {
+				return err
+			}
+		}
+	}
+	return r.writeIndex(ctx)
+}
+
+func (r *Repository) writeIndex(ctx context.Context) error {
+	r.mu.Lock()
+	packs := r.unindexed
+	r.unindexed = nil
+	r.mu.Unlock()
+	if len(packs) == 0 {
+		return nil
+	}
+	name, err := r.SaveUnpacked(ctx, backends.IndexFile, crypto.LabelIndex, index.Encode(&index.File{Packs: packs}))
+	if err != nil {
+		r.mu.Lock()
+		r.unindexed = append(packs, r.unindexed...)
+		r.mu.Unlock()
+		return err
+	}
+	r.mu.Lock()
+	r.indexed[name] = struct{}{}
+	for _, p := range packs {
+		for _, b := range p.Blobs {
+			delete(r.saving, blobKey{b.Type, b.ID})
+		}
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// IndexProblem names an index file that could not be loaded.
+type IndexProblem struct {
+	Name id.ID
+	Err  error
+}
+
+// LoadIndex reads every index file into memory. Damaged index files do not
+// stop it: they are returned as problems (their packs are simply unknown).
+func (r *Repository) LoadIndex(ctx context.Context) ([]IndexProblem, error) {
+	names, err := r.List(ctx, backends.IndexFile)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		mu       sync.Mutex
+		problems []IndexProblem
+		files    = map[id.ID]*index.File{}
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.be.Properties().Connections)
+	for _, name := range names {
+		r.mu.Lock()
+		_, done := r.indexed[name]
+		r.mu.Unlock()
+		if done {
+			continue
+		}
+		g.Go(func() error {
+			plain, err := r.LoadUnpacked(gctx, backends.IndexFile, crypto.LabelIndex, name)
+			var f *index.File
+			if err == nil {
+				f, err = index.Decode(plain)
+				if err != nil {
+					err = &FileError{File: "index/" + name.String(), Err: fmt.Errorf("%w: %v", ErrInvalidData, err)}
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				problems = append(problems, IndexProblem{Name: name, Err: err})
+				return nil
+			}
+			files[name] = f
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	superseded := map[id.ID]bool{}
+	for _, f := range files {
+		for _, s := range f.Supersedes {
+			superseded[s] = true
+		}
+	}
+	for name, f := range files {
+		if superseded[name] {
+			continue
+		}
+		r.idx.AddFile(f)
+		r.mu.Lock()
+		r.indexed[name] = struct{}{}
+		r.mu.Unlock()
+	}
+	return problems, nil
+}
+
+// LoadBlob returns the plaintext of a blob, appended to buf[:0]. Every copy
+// the index knows is tried; if none can be read and verified the error is a
+// *BlobError wrapping ErrInvalidData (or ErrWriteOnly, or the backend's error).
+func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, bid id.ID, buf []byte) ([]byte, error) {
+	locs := r.idx.Lookup(t, bid)
+	if len(locs) == 0 {
+		return nil, &BlobError{Type: t, ID: bid, Err: ErrBlobNotFound}
+	}
+	var firstErr error
+	for _, loc := range locs {
+		out, err := r.loadFrom(ctx, bid, loc, buf)
+		if err == nil {
+			return out, nil
+		}
+		if errors.Is(err, ErrWriteOnly) || ctx.Err() != nil {
+			return nil, err
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, firstErr
+}
+
+// PackKey returns the AEAD for blobs of a pack.
+func (r *Repository) PackKey(p index.PackRef) (*crypto.AEAD, error) {
+	key := p.WrappedKey
+	if p.Kind == pack.DataBlob {
+		var err error
+		if key, err = r.keys.UnwrapPackKey(p.WrappedKey); err != nil {
+			return nil, err
+		}
+	}
+	return crypto.NewAEAD(key)
+}
+
+func (r *Repository) loadFrom(ctx context.Context, bid id.ID, loc index.Location, buf []byte) ([]byte, error) {
+	berr := func(err error) error { return &BlobError{Type: loc.Type, ID: bid, Pack: loc.Pack.ID, Err: err} }
+	a, err := r.PackKey(loc.Pack)
+	if err != nil {
+		if errors.Is(err, ErrWriteOnly) {
+			return nil, ErrWriteOnly
+		}
+		return nil, berr(fmt.Errorf("%w: pack key: %v", ErrInvalidData, err))
+	}
+	stored := make([]byte, 0, loc.Length)
+	err = r.be.Load(ctx, backends.Handle{Type: backends.PackFile, Name: loc.Pack.ID.String()}, int(loc.Length), int64(loc.Offset),
+		func(rd io.Reader) error {
+			b := bytes.NewBuffer(stored[:0])
+			_, err := b.ReadFrom(rd)
+			stored = b.Bytes()
+			return err
+		})
+	if err != nil {
+		if errors.Is(err, backends.ErrNotExist) || errors.Is(err, backends.ErrRange) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, berr(fmt.Errorf("%w: %v", ErrInvalidData, err))
+		}
+		return nil, berr(err)
+	}
+	if len(stored) != int(loc.Length) {
+		return nil, berr(fmt.Errorf("%w: read %d of %d bytes", ErrInvalidData, len(stored), loc.Length))
+	}
+	return r.OpenBlob(a, loc.Type, bid, stored, loc.RawLength, buf)
+}
+
+// OpenBlob decrypts, decompresses and verifies one stored blob.
+func (r *Repository) OpenBlob(a *crypto.AEAD, t pack.BlobType, bid id.ID, stored []byte, rawLength uint32, buf []byte) ([]byte, error) {
+	berr := func(err error) error { return &BlobError{Type: t, ID: bid, Err: err} }
+	payload, err := pack.OpenBlob(nil, a, bid, stored)
+	if err != nil {
+		return nil, berr(fmt.Errorf("%w: %v", ErrInvalidData, err))
+	}
+	var out []byte
+	switch payload[0] {
+	case pack.CompressionNone:
+		out = append(buf[:0], payload[1:]...)
+	case pack.CompressionZstd:
+		if rawLength > 64<<20 {
+			return nil, berr(fmt.Errorf("%w: raw length %d", ErrInvalidData, rawLength))
+		}
+		if cap(buf) < int(rawLength) {
+			buf = make([]byte, 0, rawLength)
+		}
+		out, err = r.zdec.DecodeAll(payload[1:], buf[:0])
+		if err != nil {
+			return nil, berr(fmt.Errorf("%w: decompress: %v", ErrInvalidData, err))
+		}
+	default:
+		return nil, berr(fmt.Errorf("%w: compression %d", ErrInvalidData, payload[0]))
+	}
+	if len(out) != int(rawLength) {
+		return nil, berr(fmt.Errorf("%w: %d bytes, index says %d", ErrInvalidData, len(out), rawLength))
+	}
+	got := r.keys.IDs.Sum(out)
+	if !hmac.Equal(got[:], bid[:]) {
+		return nil, berr(fmt.Errorf("%w: content does not match its ID", ErrInvalidData))
+	}
+	return out, nil
+}

@@ -1,0 +1,425 @@
+// Package repo is a hoard repository: Init and Open, the config, blobs in
+// packs (SaveBlob, LoadBlob), sealed unpacked files (index, snapshots),
+// and the checks of structure and data. It knows nothing of files or
+// databases. The format is docs/FORMAT.md.
+package repo
+
+import (
+
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/hoard-backup/hoard/backends"
+	"github.com/hoard-backup/hoard/chunk"
+	"github.com/hoard-backup/hoard/repo/crypto"
+	"github.com/hoard-backup/hoard/repo/id"
+	"github.com/hoard-backup/hoard/repo/index"
+	"github.com/hoard-backup/hoard/repo/pack"
+)
+
+// FormatVersion is the repository format this code writes and reads.
+const FormatVersion = 1
+
+// Sentinel errors; callers test them with errors.Is.
+var (
+	ErrNoRepository  = errors.New("repo: no repository at this location")
+	ErrAlreadyExists = errors.New("repo: a repository already exists at this location")
+	ErrWrongPassword = errors.New("repo: wrong password or no key file found")
+	ErrVersion       = errors.New("repo: unsupported repository format version")
+	ErrInvalidData   = errors.New("repo: damaged or invalid data")
+	ErrWriteOnly     = crypto.ErrWriteOnly
+	ErrBlobNotFound  = errors.New("repo: blob not in index")
+)
+
+// Config is the decoded repository config (FORMAT.md section 3).
+type Config struct {
+	Version     int          `json:"version"`
+	ID          string       `json:"id"`
+	Created     time.Time    `json:"created"`
+	Chunker     chunk.Params `json:"chunker"`
+	Compression string       `json:"compression"`
+	PackSize    int          `json:"pack_size"`
+}
+
+type outerConfig struct {
+	Hoard   string `json:"hoard"`
+	Version int    `json:"version"`
+	ID      string `json:"id"`
+	Body    string `json:"body"`
+}
+
+type bodyConfig struct {
+	ID          string       `json:"id"`
+	Created     time.Time    `json:"created"`
+	Chunker     chunk.Params `json:"chunker"`
+	Compression string       `json:"compression"`
+	PackSize    int          `json:"pack_size"`
+}
+
+// Options configure opening or creating a repository.
+type Options struct {
+	// Passphrase unlocks a passphrase key file.
+	Passphrase []byte
+	// Workers bounds concurrent compression and encryption; 0 means GOMAXPROCS.
+	Workers int
+	// Logger receives debug and progress messages; nil discards them.
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// InitOptions configure a new repository.
+type InitOptions struct {
+	Options
+	// S2K selects the passphrase stretching of the first key file.
+	S2K crypto.S2K
+	// Chunker overrides the default size profile.
+	Chunker *chunk.Params
+	// PackSize overrides the default data pack size.
+	PackSize int
+	// Host and Username are recorded in the key file.
+	Host, Username string
+}
+
+// Repository is an open repository. Safe for concurrent use.
+type Repository struct {
+	be      backends.Backend
+	cfg     Config
+	keys    *crypto.Keys
+	keyName string
+	idx     *index.Index
+	log     *slog.Logger
+	now     func() time.Time
+	workers int
+
+	zenc *zstd.Encoder
+	zdec *zstd.Decoder
+
+	packers [2]*packerPool
+
+	mu        sync.Mutex
+	saving    map[blobKey]struct{} // blobs in packers or uploaded but not yet in an index file
+	unindexed []index.Pack
+	indexed   map[id.ID]struct{} // index files loaded
+}
+
+type blobKey struct {
+	t  pack.BlobType
+	id id.ID
+}
+
+func (o *Options) fill() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+}
+
+// Init creates a repository in an empty backend location and returns it open.
+func Init(ctx context.Context, be backends.Backend, o InitOptions) (*Repository, error) {
+	o.fill()
+	if _, err := be.Stat(ctx, backends.Handle{Type: backends.ConfigFile}); err == nil {
+		return nil, fmt.Errorf("%w: %s", ErrAlreadyExists, be.Location())
+	} else if !errors.Is(err, backends.ErrNotExist) {
+		return nil, fmt.Errorf("repo: init %s: %w", be.Location(), err)
+	}
+	if c, ok := be.(backends.Creator); ok {
+		if err := c.Create(ctx); err != nil {
+			return nil, fmt.Errorf("repo: init %s: %w", be.Location(), err)
+		}
+	}
+	if len(o.Passphrase) == 0 {
+		return nil, errors.New("repo: init: empty passphrase")
+	}
+	repoID := id.Hash(crypto.NewPackKey()).String()
+	now := o.Now().UTC()
+	sec, err := crypto.NewSecrets(repoID, now)
+	if err != nil {
+		return nil, err
+	}
+	sec.Host, sec.Username = o.Host, o.Username
+	keys, err := crypto.NewKeys(sec)
+	if err != nil {
+		return nil, err
+	}
+	body := bodyConfig{ID: repoID, Created: now, Chunker: chunk.DefaultParams(), Compression: "zstd", PackSize: 16 << 20}
+	if o.Chunker != nil {
+		body.Chunker = *o.Chunker
+	}
+	if o.PackSize > 0 {
+		body.PackSize = o.PackSize
+	}
+	if err := body.Chunker.Validate(); err != nil {
+		return nil, err
+	}
+	plain, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	outer, err := json.MarshalIndent(outerConfig{Hoard: "repository", Version: FormatVersion, ID: repoID,
+		Body: base64.StdEncoding.EncodeToString(keys.Meta.Seal(nil, plain, []byte(crypto.LabelConfig)))}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	keyFile, err := crypto.EncryptWithPassphrase(sec, o.Passphrase, o.S2K)
+	if err != nil {
+		return nil, err
+	}
+	keyName := id.Hash(keyFile).String()
+	// The key first: a config without a key would be a repository nobody can open.
+	if err := be.Save(ctx, backends.Handle{Type: backends.KeyFile, Name: keyName}, backends.NewByteReader(keyFile)); err != nil {
+		return nil, fmt.Errorf("repo: save key: %w", err)
+	}
+	if err := be.Save(ctx, backends.Handle{Type: backends.ConfigFile}, backends.NewByteReader(outer)); err != nil {
+		return nil, fmt.Errorf("repo: save config: %w", err)
+	}
+	r := newRepository(be, keys, keyName, o.Options)
+	r.cfg = Config{Version: FormatVersion, ID: repoID, Created: now, Chunker: body.Chunker, Compression: body.Compression, PackSize: body.PackSize}
+	return r, nil
+}
+
+func newRepository(be backends.Backend, keys *crypto.Keys, keyName string, o Options) *Repository {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		panic(err) // only on invalid options, which are constant here
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(chunk.MaxSize+1<<20),
+		zstd.WithDecoderMaxWindow(chunk.MaxSize+1<<20))
+	if err != nil {
+		panic(err)
+	}
+	r := &Repository{be: be, keys: keys, keyName: keyName, idx: index.New(), log: o.Logger, now: o.Now,
+		workers: o.Workers, zenc: enc, zdec: dec, saving: map[blobKey]struct{}{}, indexed: map[id.ID]struct{}{}}
+	r.packers[pack.DataBlob] = &packerPool{}
+	r.packers[pack.TreeBlob] = &packerPool{}
+	return r
+}
+
+// ReadConfigVersion loads the config and checks its format version without keys.
+func readOuterConfig(ctx context.Context, be backends.Backend) (*outerConfig, error) {
+	raw, err := backends.LoadAll(ctx, be, backends.Handle{Type: backends.ConfigFile})
+	if errors.Is(err, backends.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNoRepository, be.Location())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("repo: load config: %w", err)
+	}
+	if len(raw) > 1<<20 {
+		return nil, fmt.Errorf("%w: config of %d bytes", ErrInvalidData, len(raw))
+	}
+	return DecodeOuterConfig(raw)
+}
+
+// DecodeOuterConfig parses the keyless part of a config file and checks its version.
+func DecodeOuterConfig(raw []byte) (*outerConfig, error) {
+	var oc outerConfig
+	if err := json.Unmarshal(raw, &oc); err != nil || oc.Hoard != "repository" {
+		return nil, fmt.Errorf("%w: config is not a hoard repository config", ErrInvalidData)
+	}
+	if oc.Version != FormatVersion {
+		return nil, fmt.Errorf("%w: version %d (this hoard reads version %d)", ErrVersion, oc.Version, FormatVersion)
+	}
+	if _, err := id.Parse(oc.ID); err != nil {
+		return nil, fmt.Errorf("%w: config id %q", ErrInvalidData, oc.ID)
+	}
+	return &oc, nil
+}
+
+// Open opens the repository in be, trying every key file with the passphrase.
+func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, error) {
+	o.fill()
+	oc, err := readOuterConfig(ctx, be)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	err = be.List(ctx, backends.KeyFile, func(fi backends.FileInfo) error {
+		names = append(names, fi.Name)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("repo: list keys: %w", err)
+	}
+	var keys *crypto.Keys
+	var keyName string
+	var lastErr error = ErrWrongPassword
+	for _, name := range names {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		raw, err := backends.LoadAll(ctx, be, backends.Handle{Type: backends.KeyFile, Name: name})
+		if err != nil {
+			lastErr = fmt.Errorf("repo: load key %s: %w", name, err)
+			continue
+		}
+		sec, err := crypto.DecryptWithPassphrase(raw, o.Passphrase)
+		if errors.Is(err, crypto.ErrWrongPassphrase) {
+			continue
+		}
+		if err != nil {
+			lastErr = fmt.Errorf("repo: key file keys/%s: %w", name, err)
+			continue
+		}
+		if sec.Repository != oc.ID {
+			lastErr = fmt.Errorf("repo: key file keys/%s belongs to repository %s, not %s", name, sec.Repository[:8], oc.ID[:8])
+			continue
+		}
+		if keys, err = crypto.NewKeys(sec); err != nil {
+			lastErr = fmt.Errorf("repo: key file keys/%s: %w", name, err)
+			continue
+		}
+		keyName = name
+		break
+	}
+	if keys == nil {
+		if errors.Is(lastErr, ErrWrongPassword) {
+			return nil, fmt.Errorf("%w (tried %d key files)", ErrWrongPassword, len(names))
+		}
+		return nil, lastErr
+	}
+	body, err := base64.StdEncoding.DecodeString(oc.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: config body: %v", ErrInvalidData, err)
+	}
+	plain, err := keys.Meta.Open(nil, body, []byte(crypto.LabelConfig))
+	if err != nil {
+		return nil, fmt.Errorf("%w: config body: %v", ErrInvalidData, err)
+	}
+	var bc bodyConfig
+	if err := json.Unmarshal(plain, &bc); err != nil {
+		return nil, fmt.Errorf("%w: config body: %v", ErrInvalidData, err)
+	}
+	if bc.ID != oc.ID {
+		return nil, fmt.Errorf("%w: config body names repository %q", ErrInvalidData, bc.ID)
+	}
+	if err := bc.Chunker.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidData, err)
+	}
+	if bc.PackSize < 1<<20 || bc.PackSize > 1<<30 {
+		return nil, fmt.Errorf("%w: pack size %d", ErrInvalidData, bc.PackSize)
+	}
+	r := newRepository(be, keys, keyName, o)
+	r.cfg = Config{Version: oc.Version, ID: oc.ID, Created: bc.Created, Chunker: bc.Chunker, Compression: bc.Compression, PackSize: bc.PackSize}
+	return r, nil
+}
+
+// Config returns the repository config.
+func (r *Repository) Config() Config { return r.cfg }
+
+// Backend returns the repository's backend.
+func (r *Repository) Backend() backends.Backend { return r.be }
+
+// Keys returns the opened keys.
+func (r *Repository) Keys() *crypto.Keys { return r.keys }
+
+// KeyName is the name of the key file that opened the repository.
+func (r *Repository) KeyName() string { return r.keyName }
+
+// CanRead reports whether the key can read file content.
+func (r *Repository) CanRead() bool { return r.keys.CanRead() }
+
+// Polynomial returns the chunker polynomial.
+func (r *Repository) Polynomial() chunk.Pol { return r.keys.Secrets.Polynomial }
+
+// Index returns the in-memory index.
+func (r *Repository) Index() *index.Index { return r.idx }
+
+// Close releases resources; it does not flush.
+func (r *Repository) Close() error {
+	r.zdec.Close()
+	return r.be.Close()
+}
+
+// SaveUnpacked seals plaintext under label and stores it as a file of type t
+// named by the SHA-256 of its bytes.
+func (r *Repository) SaveUnpacked(ctx context.Context, t backends.FileType, label string, plaintext []byte) (id.ID, error) {
+	sealed := r.keys.Meta.Seal(nil, plaintext, []byte(label))
+	name := id.Hash(sealed)
+	if err := r.be.Save(ctx, backends.Handle{Type: t, Name: name.String()}, backends.NewByteReader(sealed)); err != nil {
+		return id.ID{}, fmt.Errorf("repo: save %s/%s: %w", t, name, err)
+	}
+	return name, nil
+}
+
+// maxUnpacked bounds index, snapshot and lock files.
+const maxUnpacked = 1 << 30
+
+// LoadUnpacked loads, verifies and opens the file t/name.
+func (r *Repository) LoadUnpacked(ctx context.Context, t backends.FileType, label string, name id.ID) ([]byte, error) {
+	h := backends.Handle{Type: t, Name: name.String()}
+	raw, err := backends.LoadAll(ctx, r.be, h)
+	if err != nil {
+		return nil, fmt.Errorf("repo: load %s: %w", h, err)
+	}
+	if len(raw) > maxUnpacked || id.Hash(raw) != name {
+		return nil, &FileError{File: h.String(), Err: fmt.Errorf("%w: content does not match its name", ErrInvalidData)}
+	}
+	plain, err := r.keys.Meta.Open(nil, raw, []byte(label))
+	if err != nil {
+		return nil, &FileError{File: h.String(), Err: fmt.Errorf("%w: %v", ErrInvalidData, err)}
+	}
+	return plain, nil
+}
+
+// List returns the names of all files of type t.
+func (r *Repository) List(ctx context.Context, t backends.FileType) ([]id.ID, error) {
+	var out []id.ID
+	err := r.be.List(ctx, t, func(fi backends.FileInfo) error {
+		n, err := id.Parse(fi.Name)
+		if err != nil {
+			r.log.Warn("ignoring file with invalid name", "type", t, "name", fi.Name)
+			return nil
+		}
+		out = append(out, n)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("repo: list %s: %w", t, err)
+	}
+	return out, nil
+}
+
+// FileError names a damaged repository file.
+type FileError struct {
+	File string
+	Err  error
+}
+
+func (e *FileError) Error() string { return e.File + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *FileError) Unwrap() error { return e.Err }
+
+// BlobError names a blob that could not be loaded and the pack it was in.
+type BlobError struct {
+	Type pack.BlobType
+	ID   id.ID
+	Pack id.ID
+	Err  error
+}
+
+func (e *BlobError) Error() string {
+	if e.Pack.IsNull() {
+		return fmt.Sprintf("%s blob %s: %v", e.Type, e.ID.Str(), e.Err)
+	}
+	return fmt.Sprintf("%s blob %s in pack %s: %v", e.Type, e.ID.Str(), e.Pack.Str(), e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *BlobError) Unwrap() error { return e.Err }
+

@@ -1,0 +1,325 @@
+// Package archiver is the backup pipeline: it reads paths or a stream,
+// splits content into chunks, saves new blobs through a pool of workers that
+// hash, compress and encrypt in parallel, builds trees bottom-up and finally
+// writes the snapshot. Files unchanged since the parent snapshot (same type,
+// size, mtime, ctime and inode, and all their blobs still indexed) are not
+// read again.
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hoard-backup/hoard/chunk"
+	"github.com/hoard-backup/hoard/repo"
+	"github.com/hoard-backup/hoard/repo/id"
+	"github.com/hoard-backup/hoard/repo/pack"
+	"github.com/hoard-backup/hoard/snapshot"
+)
+
+// Options configure a backup.
+type Options struct {
+	// Excludes are patterns (see Match) of paths not to back up.
+	Excludes []string
+	// Parent is the snapshot whose unchanged files need not be read again.
+	Parent *snapshot.Snapshot
+	// Workers is the number of hashing, compression and encryption workers.
+	Workers int
+	// Logger receives warnings about files that could not be read.
+	Logger *slog.Logger
+	// Now returns the current time.
+	Now func() time.Time
+}
+
+// Meta is what the snapshot records besides the tree.
+type Meta struct {
+	Host     string
+	Username string
+	Tags     []string
+	Paths    []string
+	Source   snapshot.Source
+	Program  string
+}
+
+// Archiver runs one backup. Use it once.
+type Archiver struct {
+	r   *repo.Repository
+	o   Options
+	sum counters
+
+	jobs chan *chunkJob
+	bufs chan []byte
+	g    *errgroup.Group
+	ctx  context.Context
+
+	owners ownerCache
+}
+
+type counters struct {
+	filesNew, filesChanged, filesUnmodified, dirs atomic.Uint64
+	dataNew, treeNew, bytesRead, bytesAdded       atomic.Uint64
+	bytesStored, total, errors                    atomic.Uint64
+}
+
+// New returns an archiver writing into r.
+func New(r *repo.Repository, o Options) *Archiver {
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Archiver{r: r, o: o, owners: ownerCache{users: map[uint32]string{}, groups: map[uint32]string{}}}
+}
+
+// chunkJob is one chunk on its way to the repository.
+type chunkJob struct {
+	data []byte
+	buf  []byte // returned to the pool
+	res  id.ID
+	f    *future
+}
+
+// future is a node whose content or subtree is still being saved.
+type future struct {
+	done    chan struct{}
+	node    snapshot.Node
+	jobs    []*chunkJob
+	pending atomic.Int64
+	skip    bool // could not be read; left out of its tree
+	once    sync.Once
+}
+
+func newFuture() *future { return &future{done: make(chan struct{})} }
+
+func doneFuture(n snapshot.Node) *future {
+	f := newFuture()
+	f.node = n
+	close(f.done)
+	return f
+}
+
+func (f *future) release() {
+	if f.pending.Add(-1) == 0 {
+		f.once.Do(func() { close(f.done) })
+	}
+}
+
+// start launches the workers.
+func (a *Archiver) start(ctx context.Context) {
+	a.g, a.ctx = errgroup.WithContext(ctx)
+	a.jobs = make(chan *chunkJob, a.o.Workers)
+	n := 2*a.o.Workers + 2
+	a.bufs = make(chan []byte, n)
+	for i := 0; i < n; i++ {
+		a.bufs <- nil
+	}
+	for i := 0; i < a.o.Workers; i++ {
+		a.g.Go(a.worker)
+	}
+}
+
+func (a *Archiver) worker() error {
+	for {
+		select {
+		case <-a.ctx.Done():
+			return a.ctx.Err()
+		case j, ok := <-a.jobs:
+			if !ok {
+				return nil
+			}
+			n := len(j.data)
+			res, err := a.r.SaveBlob(a.ctx, pack.DataBlob, j.data)
+			a.bufs <- j.buf[:0]
+			j.buf, j.data = nil, nil
+			if err != nil {
+				return err
+			}
+			j.res = res.ID
+			if !res.Known {
+				a.sum.dataNew.Add(1)
+				a.sum.bytesAdded.Add(uint64(n))
+				a.sum.bytesStored.Add(uint64(res.Stored))
+			}
+			j.f.release()
+		}
+	}
+}
+
+// errSkip marks a file that could not be read; the backup goes on without it.
+var errSkip = errors.New("skipped")
+
+// chunkReader splits rd into jobs for f. A read error is returned as is.
+func (a *Archiver) chunkReader(rd io.Reader, f *future) (uint64, error) {
+	c := chunk.New(rd, a.r.Polynomial(), a.r.Config().Chunker)
+	var size uint64
+	for {
+		var buf []byte
+		select {
+		case <-a.ctx.Done():
+			return size, a.ctx.Err()
+		case buf = <-a.bufs:
+		}
+		data, err := c.Next(buf)
+		if errors.Is(err, io.EOF) {
+			a.bufs <- buf
+			return size, nil
+		}
+		if err != nil {
+			a.bufs <- buf
+			return size, err
+		}
+		size += uint64(len(data))
+		a.sum.bytesRead.Add(uint64(len(data)))
+		j := &chunkJob{data: data, buf: data, f: f}
+		f.jobs = append(f.jobs, j)
+		f.pending.Add(1)
+		select {
+		case <-a.ctx.Done():
+			return size, a.ctx.Err()
+		case a.jobs <- j:
+		}
+	}
+}
+
+// wait blocks until f is done and fills in its content.
+func (a *Archiver) wait(f *future) error {
+	select {
+	case <-a.ctx.Done():
+		return a.ctx.Err()
+	case <-f.done:
+	}
+	if len(f.jobs) > 0 {
+		f.node.Content = make([]id.ID, len(f.jobs))
+		for i, j := range f.jobs {
+			f.node.Content[i] = j.res
+		}
+		f.jobs = nil
+	}
+	return nil
+}
+
+// finish stops the workers, flushes the repository and saves the snapshot.
+// commit, when not nil, runs after all data is stored and before the
+// snapshot is written; an error from it leaves no snapshot.
+func (a *Archiver) finish(ctx context.Context, root *future, meta Meta, started time.Time, commit func() error) (*snapshot.Snapshot, error) {
+	var rootID id.ID
+	a.g.Go(func() error {
+		if err := a.wait(root); err != nil {
+			return err
+		}
+		if root.node.Subtree == nil {
+			return errors.New("archiver: nothing to back up")
+		}
+		rootID = *root.node.Subtree
+		return nil
+	})
+	err := a.g.Wait()
+	if err != nil {
+		return nil, err
+	}
+	if commit != nil {
+		if err := commit(); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.r.Flush(ctx); err != nil {
+		return nil, err
+	}
+	sn := &snapshot.Snapshot{Time: started, Host: meta.Host, Username: meta.Username, Tags: meta.Tags,
+		Paths: meta.Paths, Source: meta.Source, Tree: rootID, Program: meta.Program}
+	if a.o.Parent != nil {
+		p := a.o.Parent.ID
+		sn.Parent = &p
+	}
+	sn.Summary = &snapshot.Summary{
+		FilesNew: a.sum.filesNew.Load(), FilesChanged: a.sum.filesChanged.Load(),
+		FilesUnmodified: a.sum.filesUnmodified.Load(), Dirs: a.sum.dirs.Load(),
+		DataBlobsNew: a.sum.dataNew.Load(), TreeBlobsNew: a.sum.treeNew.Load(),
+		BytesRead: a.sum.bytesRead.Load(), BytesAdded: a.sum.bytesAdded.Load(),
+		BytesStored: a.sum.bytesStored.Load(), TotalBytes: a.sum.total.Load(), Errors: a.sum.errors.Load(),
+		DurationNs: a.o.Now().Sub(started).Nanoseconds(),
+	}
+	return sn, nil
+}
+
+// saveTree waits for the children and stores their tree; it resolves f with
+// a directory node whose fields come from dir.
+func (a *Archiver) saveTree(f *future, dir snapshot.Node, children []*future) {
+	a.g.Go(func() error {
+		t := &snapshot.Tree{Nodes: make([]snapshot.Node, 0, len(children))}
+		for _, c := range children {
+			if err := a.wait(c); err != nil {
+				return err
+			}
+			if !c.skip {
+				t.Nodes = append(t.Nodes, c.node)
+			}
+		}
+		tid, res, err := snapshot.SaveTree(a.ctx, a.r, t)
+		if err != nil {
+			return fmt.Errorf("archiver: save tree of %q: %w", dir.Name, err)
+		}
+		if !res.Known {
+			a.sum.treeNew.Add(1)
+			a.sum.bytesStored.Add(uint64(res.Stored))
+		}
+		dir.Subtree = &tid
+		f.node = dir
+		close(f.done)
+		return nil
+	})
+}
+
+// BackupReader backs up one stream as a file named filename. commit runs
+// after the stream ended and all data is stored, before the snapshot is
+// written: a stream from a command checks the command's exit status there.
+// The snapshot is saved and returned.
+func (a *Archiver) BackupReader(ctx context.Context, rd io.Reader, filename string, meta Meta, commit func() error) (*snapshot.Snapshot, error) {
+	if !snapshot.ValidName(filename) {
+		return nil, fmt.Errorf("archiver: invalid file name %q", filename)
+	}
+	started := a.o.Now()
+	a.start(ctx)
+	f := newFuture()
+	f.pending.Store(1)
+	var readErr error
+	a.g.Go(func() error {
+		defer close(a.jobs)
+		size, err := a.chunkReader(rd, f)
+		if err != nil {
+			readErr = err
+			return fmt.Errorf("archiver: read %s: %w", filename, err)
+		}
+		now := a.o.Now()
+		f.node = snapshot.Node{Name: filename, Type: snapshot.TypeFile, Mode: 0o600, ModTime: now, ChangeTime: now, Size: size}
+		a.sum.total.Add(size)
+		a.sum.filesNew.Add(1)
+		f.release()
+		return nil
+	})
+	root := newFuture()
+	a.saveTree(root, snapshot.Node{Name: "/", Type: snapshot.TypeDir}, []*future{f})
+	sn, err := a.finish(ctx, root, meta, started, commit)
+	if err != nil {
+		if readErr != nil {
+			return nil, fmt.Errorf("archiver: read %s: %w", filename, readErr)
+		}
+		return nil, err
+	}
+	if err := snapshot.Save(ctx, a.r, sn); err != nil {
+		return nil, err
+	}
+	return sn, nil
+}

@@ -1,0 +1,292 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hoard-backup/hoard/backends"
+	"github.com/hoard-backup/hoard/repo"
+	"github.com/hoard-backup/hoard/repo/id"
+	"github.com/hoard-backup/hoard/repo/index"
+	"github.com/hoard-backup/hoard/repo/pack"
+)
+
+// CheckOptions configure Check.
+type CheckOptions struct {
+	// ReadData reads every pack and verifies every blob; it needs a key
+	// that can read content.
+	ReadData bool
+	// Progress, when set, is called after each pack is read.
+	Progress func(done, total int)
+}
+
+// CheckProblem is one thing found wrong, naming the repository file.
+type CheckProblem struct {
+	File string
+	Err  error
+}
+
+// AffectedSnapshot is a snapshot that cannot be restored in full.
+type AffectedSnapshot struct {
+	ID     id.ID
+	Reason string
+}
+
+// CheckReport is what Check found.
+type CheckReport struct {
+	Problems     []CheckProblem
+	Affected     []AffectedSnapshot
+	Unreferenced []id.ID // packs no index names: harmless leftovers of an interrupted backup
+	Snapshots    int
+	Packs        int
+	Blobs        int
+	PacksRead    int
+}
+
+// OK reports whether nothing is wrong.
+func (c *CheckReport) OK() bool { return len(c.Problems) == 0 && len(c.Affected) == 0 }
+
+// Check verifies the repository: index files open, every indexed pack
+// exists with its size, every snapshot's trees load and every blob they
+// name is indexed; with ReadData, every pack's bytes match its name, its
+// header matches the index, and every blob decrypts and verifies.
+func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckReport, error) {
+	rep := &CheckReport{}
+	if o.ReadData && !r.CanRead() {
+		return nil, repo.ErrWriteOnly
+	}
+	iprobs, err := r.LoadIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range iprobs {
+		rep.Problems = append(rep.Problems, CheckProblem{File: "index/" + p.Name.String(), Err: p.Err})
+	}
+	idx := r.Index()
+	rep.Blobs = idx.Len()
+	onDisk := map[id.ID]int64{}
+	err = r.Backend().List(ctx, backends.PackFile, func(fi backends.FileInfo) error {
+		if n, err := id.Parse(fi.Name); err == nil {
+			onDisk[n] = fi.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	packs := idx.Packs()
+	rep.Packs = len(packs)
+	badPacks := map[id.ID]bool{}
+	for _, p := range packs {
+		size, ok := onDisk[p.ID]
+		switch {
+		case !ok:
+			badPacks[p.ID] = true
+			rep.Problems = append(rep.Problems, CheckProblem{File: packFile(p.ID), Err: fmt.Errorf("%w: pack is missing", repo.ErrInvalidData)})
+		case uint64(size) != p.Size:
+			badPacks[p.ID] = true
+			rep.Problems = append(rep.Problems, CheckProblem{File: packFile(p.ID), Err: fmt.Errorf("%w: %d bytes, index says %d", repo.ErrInvalidData, size, p.Size)})
+		}
+		delete(onDisk, p.ID)
+	}
+	for n := range onDisk {
+		rep.Unreferenced = append(rep.Unreferenced, n)
+	}
+	sort.Slice(rep.Unreferenced, func(i, j int) bool { return rep.Unreferenced[i].Compare(rep.Unreferenced[j]) < 0 })
+
+	badBlobs := map[id.ID]string{}
+	if o.ReadData {
+		probs, bad, err := readPacks(ctx, r, packs, badPacks, o.Progress)
+		if err != nil {
+			return nil, err
+		}
+		rep.PacksRead = len(packs) - len(badPacks)
+		rep.Problems = append(rep.Problems, probs...)
+		badBlobs = bad
+	}
+	if len(badPacks) > 0 {
+		idx.Each(func(pr index.PackRef, e pack.Entry) {
+			if badPacks[pr.ID] && len(idx.Lookup(e.Type, e.ID)) == 1 {
+				badBlobs[e.ID] = packFile(pr.ID)
+			}
+		})
+	}
+
+	sns, sprobs, err := List(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range sprobs {
+		rep.Problems = append(rep.Problems, CheckProblem{File: "snapshots/" + p.ID.String(), Err: p.Err})
+		rep.Affected = append(rep.Affected, AffectedSnapshot{ID: p.ID, Reason: "snapshot file damaged"})
+	}
+	rep.Snapshots = len(sns) + len(sprobs)
+	w := &treeChecker{r: r, bad: badBlobs, memo: map[id.ID]string{}}
+	for _, sn := range sns {
+		if reason := w.tree(ctx, sn.Tree); reason != "" {
+			rep.Affected = append(rep.Affected, AffectedSnapshot{ID: sn.ID, Reason: reason})
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	rep.Problems = append(rep.Problems, w.problems...)
+	return rep, nil
+}
+
+func packFile(p id.ID) string {
+	s := p.String()
+	return "data/" + s[:2] + "/" + s
+}
+
+type treeChecker struct {
+	r        *repo.Repository
+	bad      map[id.ID]string
+	memo     map[id.ID]string // tree -> "" when whole, else the first reason
+	problems []CheckProblem
+}
+
+// tree returns why the tree (or anything below it) cannot be restored, or "".
+func (w *treeChecker) tree(ctx context.Context, tid id.ID) string {
+	if reason, ok := w.memo[tid]; ok {
+		return reason
+	}
+	reason := ""
+	t, err := LoadTree(ctx, w.r, tid)
+	if err != nil {
+		reason = fmt.Sprintf("tree %s: %v", tid.Str(), err)
+		w.problems = append(w.problems, CheckProblem{File: "tree " + tid.String(), Err: err})
+		w.memo[tid] = reason
+		return reason
+	}
+	idx := w.r.Index()
+	for _, n := range t.Nodes {
+		switch n.Type {
+		case TypeDir:
+			if sub := w.tree(ctx, *n.Subtree); sub != "" && reason == "" {
+				reason = sub
+			}
+		case TypeFile:
+			for _, c := range n.Content {
+				if where, bad := w.bad[c]; bad && reason == "" {
+					reason = fmt.Sprintf("file %q: data blob %s damaged in %s", n.Name, c.Str(), where)
+				} else if !idx.Has(pack.DataBlob, c) && reason == "" {
+					reason = fmt.Sprintf("file %q: data blob %s missing", n.Name, c.Str())
+				}
+			}
+		}
+	}
+	w.memo[tid] = reason
+	return reason
+}
+
+// readPacks reads every pack not already known bad and verifies it. It
+// returns the problems and the blobs that failed (blob -> pack file).
+func readPacks(ctx context.Context, r *repo.Repository, packs []index.PackRef, skip map[id.ID]bool, progress func(int, int)) ([]CheckProblem, map[id.ID]string, error) {
+	var (
+		mu    sync.Mutex
+		probs []CheckProblem
+		bad   = map[id.ID]string{}
+		done  int
+	)
+	byPack := map[id.ID][]pack.Entry{}
+	r.Index().Each(func(p index.PackRef, e pack.Entry) {
+		byPack[p.ID] = append(byPack[p.ID], e)
+	})
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.Backend().Properties().Connections)
+	for _, p := range packs {
+		if skip[p.ID] {
+			continue
+		}
+		g.Go(func() error {
+			ps, bb := checkPack(gctx, r, p, byPack[p.ID])
+			mu.Lock()
+			defer mu.Unlock()
+			if gctx.Err() != nil {
+				return gctx.Err()
+			}
+			probs = append(probs, ps...)
+			for _, b := range bb {
+				bad[b] = packFile(p.ID)
+			}
+			done++
+			if progress != nil {
+				progress(done, len(packs))
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	return probs, bad, nil
+}
+
+func checkPack(ctx context.Context, r *repo.Repository, p index.PackRef, entries []pack.Entry) ([]CheckProblem, []id.ID) {
+	file := packFile(p.ID)
+	var probs []CheckProblem
+	problem := func(err error) { probs = append(probs, CheckProblem{File: file, Err: err}) }
+	var data []byte
+	err := r.Backend().Load(ctx, backends.Handle{Type: backends.PackFile, Name: p.ID.String()}, 0, 0, func(rd io.Reader) error {
+		var b bytes.Buffer
+		b.Grow(int(min(p.Size, 1<<31)))
+		_, err := b.ReadFrom(rd)
+		data = b.Bytes()
+		return err
+	})
+	if err != nil {
+		problem(err)
+		out := make([]id.ID, len(entries))
+		for i, e := range entries {
+			out[i] = e.ID
+		}
+		return probs, out
+	}
+	if id.Hash(data) != p.ID {
+		problem(fmt.Errorf("%w: content does not match its name", repo.ErrInvalidData))
+	}
+	if h, err := pack.Parse(r.Keys().Meta, data); err != nil {
+		problem(fmt.Errorf("%w: header: %v", repo.ErrInvalidData, err))
+	} else if !sameEntries(h.Entries, entries) {
+		problem(fmt.Errorf("%w: header does not match the index", repo.ErrInvalidData))
+	}
+	a, err := r.PackKey(p)
+	var badBlobs []id.ID
+	for _, e := range entries {
+		if err == nil && uint64(e.Offset)+uint64(e.Length) <= uint64(len(data)) {
+			if _, oerr := r.OpenBlob(a, e.Type, e.ID, data[e.Offset:e.Offset+e.Length], e.RawLength, nil); oerr == nil {
+				continue
+			}
+		}
+		badBlobs = append(badBlobs, e.ID)
+	}
+	if err != nil {
+		problem(fmt.Errorf("%w: pack key: %v", repo.ErrInvalidData, err))
+	} else if len(badBlobs) > 0 {
+		problem(fmt.Errorf("%w: %d of %d blobs damaged", repo.ErrInvalidData, len(badBlobs), len(entries)))
+	}
+	return probs, badBlobs
+}
+
+func sameEntries(a, b []pack.Entry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[id.ID]pack.Entry{}
+	for _, e := range a {
+		m[e.ID] = e
+	}
+	for _, e := range b {
+		if m[e.ID] != e {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,241 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hoard-backup/hoard/backends"
+	"github.com/hoard-backup/hoard/repo"
+	"github.com/hoard-backup/hoard/repo/crypto"
+	"github.com/hoard-backup/hoard/repo/id"
+)
+
+// Sentinel errors of snapshot lookup.
+var (
+	ErrNotFound  = errors.New("snapshot: no matching snapshot")
+	ErrAmbiguous = errors.New("snapshot: prefix matches several snapshots")
+)
+
+// Source says what a snapshot was made from.
+type Source struct {
+	Kind     string   `json:"kind"` // files, stdin, command
+	Filename string   `json:"filename,omitempty"`
+	Command  []string `json:"command,omitempty"`
+}
+
+// Summary counts what a backup did.
+type Summary struct {
+	FilesNew        uint64 `json:"files_new"`
+	FilesChanged    uint64 `json:"files_changed"`
+	FilesUnmodified uint64 `json:"files_unmodified"`
+	Dirs            uint64 `json:"dirs"`
+	DataBlobsNew    uint64 `json:"data_blobs_new"`
+	TreeBlobsNew    uint64 `json:"tree_blobs_new"`
+	BytesRead       uint64 `json:"bytes_read"`
+	BytesAdded      uint64 `json:"bytes_added"`  // plaintext bytes of new blobs
+	BytesStored     uint64 `json:"bytes_stored"` // sealed bytes of new blobs
+	TotalBytes      uint64 `json:"total_bytes"`  // size of everything in the snapshot
+	Errors          uint64 `json:"errors,omitempty"`
+	DurationNs      int64  `json:"duration_ns"`
+}
+
+// Snapshot is one backup's manifest.
+type Snapshot struct {
+	Time     time.Time `json:"time"`
+	Host     string    `json:"host"`
+	Username string    `json:"username,omitempty"`
+	Tags     []string  `json:"tags,omitempty"`
+	Paths    []string  `json:"paths,omitempty"`
+	Source   Source    `json:"source"`
+	Tree     id.ID     `json:"tree"`
+	Parent   *id.ID    `json:"parent,omitempty"`
+	Summary  *Summary  `json:"summary,omitempty"`
+	Program  string    `json:"program,omitempty"`
+
+	// ID is the snapshot's file name; not stored in the file.
+	ID id.ID `json:"-"`
+}
+
+// Decode parses a snapshot file's plaintext.
+func Decode(b []byte) (*Snapshot, error) {
+	var sn Snapshot
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&sn); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	if sn.Tree.IsNull() {
+		return nil, errors.New("snapshot: no tree")
+	}
+	return &sn, nil
+}
+
+// Save stores sn and sets its ID.
+func Save(ctx context.Context, r *repo.Repository, sn *Snapshot) error {
+	b, err := json.Marshal(sn)
+	if err != nil {
+		return err
+	}
+	name, err := r.SaveUnpacked(ctx, backends.SnapshotFile, crypto.LabelSnapshot, b)
+	if err != nil {
+		return err
+	}
+	sn.ID = name
+	return nil
+}
+
+// Load reads one snapshot.
+func Load(ctx context.Context, r *repo.Repository, name id.ID) (*Snapshot, error) {
+	b, err := r.LoadUnpacked(ctx, backends.SnapshotFile, crypto.LabelSnapshot, name)
+	if err != nil {
+		return nil, err
+	}
+	sn, err := Decode(b)
+	if err != nil {
+		return nil, &repo.FileError{File: "snapshots/" + name.String(), Err: fmt.Errorf("%w: %v", repo.ErrInvalidData, err)}
+	}
+	sn.ID = name
+	return sn, nil
+}
+
+// Problem is a snapshot file that could not be read.
+type Problem struct {
+	ID  id.ID
+	Err error
+}
+
+// List loads every snapshot, sorted by time. Unreadable snapshot files are
+// returned as problems, not errors.
+func List(ctx context.Context, r *repo.Repository) ([]*Snapshot, []Problem, error) {
+	names, err := r.List(ctx, backends.SnapshotFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	var (
+		mu       sync.Mutex
+		out      []*Snapshot
+		problems []Problem
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.Backend().Properties().Connections)
+	for _, n := range names {
+		g.Go(func() error {
+			sn, err := Load(gctx, r, n)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				problems = append(problems, Problem{ID: n, Err: err})
+				return nil
+			}
+			out = append(out, sn)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Time.Equal(out[j].Time) {
+			return out[i].Time.Before(out[j].Time)
+		}
+		return out[i].ID.Compare(out[j].ID) < 0
+	})
+	return out, problems, nil
+}
+
+// Filter selects snapshots for "latest".
+type Filter struct {
+	Host  string
+	Paths []string
+	Tags  []string
+}
+
+func (f Filter) match(sn *Snapshot) bool {
+	if f.Host != "" && sn.Host != f.Host {
+		return false
+	}
+	if len(f.Paths) > 0 && !sameStrings(f.Paths, sn.Paths) {
+		return false
+	}
+	for _, t := range f.Tags {
+		found := false
+		for _, st := range sn.Tags {
+			found = found || st == t
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = append([]string(nil), a...), append([]string(nil), b...)
+	sort.Strings(a)
+	sort.Strings(b)
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Latest returns the newest snapshot matching f among sns (sorted by time), or nil.
+func Latest(sns []*Snapshot, f Filter) *Snapshot {
+	for i := len(sns) - 1; i >= 0; i-- {
+		if f.match(sns[i]) {
+			return sns[i]
+		}
+	}
+	return nil
+}
+
+// Find resolves "latest" (with f) or a unique prefix of a snapshot ID.
+func Find(ctx context.Context, r *repo.Repository, ref string, f Filter) (*Snapshot, error) {
+	if ref == "latest" {
+		sns, _, err := List(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if sn := Latest(sns, f); sn != nil {
+			return sn, nil
+		}
+		return nil, fmt.Errorf("%w: no snapshot for latest", ErrNotFound)
+	}
+	ref = strings.ToLower(ref)
+	if len(ref) < 1 || len(ref) > 64 || strings.Trim(ref, "0123456789abcdef") != "" {
+		return nil, fmt.Errorf("snapshot: %q is not a snapshot ID or prefix", ref)
+	}
+	names, err := r.List(ctx, backends.SnapshotFile)
+	if err != nil {
+		return nil, err
+	}
+	var match []id.ID
+	for _, n := range names {
+		if strings.HasPrefix(n.String(), ref) {
+			match = append(match, n)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, ref)
+	case 1:
+		return Load(ctx, r, match[0])
+	}
+	return nil, fmt.Errorf("%w: %s matches %d snapshots", ErrAmbiguous, ref, len(match))
+}
