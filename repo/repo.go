@@ -5,7 +5,6 @@
 package repo
 
 import (
-
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -422,4 +421,3 @@ func (e *BlobError) Error() string {
 
 // Unwrap returns the cause.
 func (e *BlobError) Unwrap() error { return e.Err }
-

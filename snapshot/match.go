@@ -24,4 +24,3 @@ func Match(pattern, path string) bool {
 		}
 	}
 }
-

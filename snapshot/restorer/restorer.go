@@ -538,5 +538,3 @@ func Dump(ctx context.Context, r *repo.Repository, n *snapshot.Node, w io.Writer
 	})
 	return g.Wait()
 }
-
-
