@@ -37,6 +37,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time.
 	Now func() time.Time
+	// Checkpoint, when set, is called at named points of the backup:
+	// "data" after the first data blob is stored, "index" before the index
+	// is written, "snapshot" before the snapshot is written. Crash tests use
+	// it to stop a backup at a known point.
+	Checkpoint func(point string)
 }
 
 // Meta is what the snapshot records besides the tree.
@@ -148,6 +153,9 @@ func (a *Archiver) worker() error {
 			}
 			j.res = res.ID
 			if !res.Known {
+				if a.sum.dataNew.Load() == 0 {
+					a.checkpoint("data")
+				}
 				a.sum.dataNew.Add(1)
 				a.sum.bytesAdded.Add(uint64(n))
 				a.sum.bytesStored.Add(uint64(res.Stored))
@@ -157,8 +165,13 @@ func (a *Archiver) worker() error {
 	}
 }
 
-// errSkip marks a file that could not be read; the backup goes on without it.
-var errSkip = errors.New("skipped")
+func (a *Archiver) checkpoint(point string) {
+	if a.o.Checkpoint != nil {
+		a.o.Checkpoint(point)
+	}
+}
+
+
 
 // chunkReader splits rd into jobs for f. A read error is returned as is.
 func (a *Archiver) chunkReader(rd io.Reader, f *future) (uint64, error) {
@@ -234,9 +247,11 @@ func (a *Archiver) finish(ctx context.Context, root *future, meta Meta, started 
 			return nil, err
 		}
 	}
+	a.checkpoint("index")
 	if err := a.r.Flush(ctx); err != nil {
 		return nil, err
 	}
+	a.checkpoint("snapshot")
 	sn := &snapshot.Snapshot{Time: started, Host: meta.Host, Username: meta.Username, Tags: meta.Tags,
 		Paths: meta.Paths, Source: meta.Source, Tree: rootID, Program: meta.Program}
 	if a.o.Parent != nil {
