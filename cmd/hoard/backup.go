@@ -220,7 +220,9 @@ func stallAt(g *globals, point string) func(string) {
 		}
 		once.Do(func() {
 			fmt.Fprintf(g.stderr, "hoard-test: stalled at %s\n", p)
-			select {}
+			for {
+				time.Sleep(time.Hour)
+			}
 		})
 	}
 }
