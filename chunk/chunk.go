@@ -1,18 +1,36 @@
-// Package chunk splits streams into content-defined chunks with
-// restic/chunker, using a per-repository polynomial and size profile, so that
-// an insertion in the middle of a dump moves only the chunks around it.
+// Package chunk splits streams into content-defined chunks, using a
+// per-repository polynomial and size profile, so that an insertion in the
+// middle of a dump moves only the chunks around it.
+//
+// The cut points are exactly those of restic/chunker (a Rabin fingerprint
+// over a 64-byte window; a chunk ends after the first byte at which the
+// chunk is at least MinSize long and the fingerprint's low AverageBits bits
+// are zero, or when it reaches MaxSize), computed by restic/chunker itself.
+// What this package adds is parallelism: a large block is cut into
+// segments, and each segment is chunked by its own goroutine as if a chunk
+// started there. Content-defined cuts resynchronise: once the true chain of
+// cuts, continued from the previous segment, meets a cut of the next
+// segment, every later cut of that segment is right too. Only those short
+// stretches are scanned twice. That lifts chunking off the single core that
+// bounds restic when the data is already stored (the daily-dump case).
 package chunk
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sort"
+	"sync"
 
 	"github.com/restic/chunker"
 )
 
 // MaxSize is the largest chunk any profile may produce; buffers are sized from it.
 const MaxSize = 8 << 20
+
+// windowSize is the width of the rolling fingerprint, as in restic/chunker.
+const windowSize = 64
 
 // Params is a size profile: the bounds and the average of chunk sizes.
 type Params struct {
@@ -29,7 +47,7 @@ func DefaultParams() Params {
 // Validate reports a profile the chunker cannot honour.
 func (p Params) Validate() error {
 	switch {
-	case p.MinSize < 64 || p.MinSize > p.MaxSize:
+	case p.MinSize < windowSize || p.MinSize > p.MaxSize:
 		return fmt.Errorf("chunk: invalid sizes min %d max %d", p.MinSize, p.MaxSize)
 	case p.MaxSize > MaxSize:
 		return fmt.Errorf("chunk: max size %d over %d", p.MaxSize, MaxSize)
@@ -61,25 +79,164 @@ func ParsePolynomial(s string) (Pol, error) {
 
 // Chunker yields the chunks of one stream. It is not safe for concurrent use.
 type Chunker struct {
-	c *chunker.Chunker
+	rd      io.Reader
+	pol     Pol
+	p       Params
+	workers int
+	round   int // bytes chunked per parallel round
+
+	buf  []byte // buf[off:] are the unconsumed bytes; buf[off] starts the next chunk
+	off  int
+	cuts []int // known cut positions in buf (end of a chunk, exclusive), ascending
+	eof  bool
+	err  error
 }
 
-// New returns a chunker over rd.
+// New returns a chunker over rd that chunks with up to GOMAXPROCS goroutines.
 func New(rd io.Reader, pol Pol, p Params) *Chunker {
-	c := chunker.NewWithBoundaries(rd, pol, p.MinSize, p.MaxSize)
-	c.SetAverageBits(p.AverageBits)
-	return &Chunker{c: c}
+	return &Chunker{rd: rd, pol: pol, p: p, workers: runtime.GOMAXPROCS(0), round: 16 << 20}
 }
 
-// Next returns the next chunk, stored in buf (reused when large enough), or
-// io.EOF after the last one. The returned slice is valid until the next call.
+// Reset starts a new stream, keeping the buffers.
+func (c *Chunker) Reset(rd io.Reader) {
+	c.rd, c.buf, c.off, c.cuts, c.eof, c.err = rd, c.buf[:0], 0, c.cuts[:0], false, nil
+}
+
+// SetWorkers bounds the goroutines that chunk in parallel (at least 1).
+func (c *Chunker) SetWorkers(n int) {
+	c.workers = max(n, 1)
+}
+
+func (c *Chunker) newBase() *chunker.BaseChunker {
+	return chunker.NewBase(c.pol, chunker.WithBaseBoundaries(c.p.MinSize, c.p.MaxSize),
+		chunker.WithBaseAverageBits(c.p.AverageBits))
+}
+
+// Next returns the next chunk, copied into buf (reused when large enough),
+// or io.EOF after the last one.
 func (c *Chunker) Next(buf []byte) ([]byte, error) {
-	ch, err := c.c.Next(buf)
-	if errors.Is(err, io.EOF) {
-		return nil, io.EOF
+	for len(c.cuts) == 0 {
+		if c.eof {
+			if c.off == len(c.buf) {
+				return nil, io.EOF
+			}
+			// The rest of the stream is the last chunk.
+			c.cuts = append(c.cuts, len(c.buf))
+			break
+		}
+		if err := c.fill(); err != nil {
+			return nil, err
+		}
+		c.cuts = c.chain(c.off, len(c.buf))
 	}
-	if err != nil {
-		return nil, err
+	end := c.cuts[0]
+	c.cuts = c.cuts[1:]
+	out := append(buf[:0], c.buf[c.off:end]...)
+	c.off = end
+	return out, nil
+}
+
+// fill reads until a round's worth of bytes (or the stream's end) is
+// buffered past off, moving the unconsumed bytes to the front first.
+func (c *Chunker) fill() error {
+	if c.err != nil {
+		return c.err
 	}
-	return ch.Data, nil
+	if c.off > 0 {
+		n := copy(c.buf, c.buf[c.off:])
+		c.buf, c.off = c.buf[:n], 0
+	}
+	want := c.round + int(c.p.MaxSize)
+	for len(c.buf) < want && !c.eof {
+		// Grow gradually so that small files cost little.
+		if len(c.buf) == cap(c.buf) {
+			nb := make([]byte, len(c.buf), min(max(2*cap(c.buf), 64<<10), want))
+			copy(nb, c.buf)
+			c.buf = nb
+		}
+		n, err := c.rd.Read(c.buf[len(c.buf):cap(c.buf)])
+		c.buf = c.buf[:len(c.buf)+n]
+		if errors.Is(err, io.EOF) {
+			c.eof = true
+		} else if err != nil {
+			c.err = err
+			return err
+		}
+	}
+	return nil
+}
+
+// seqCuts chunks buf[from:to] sequentially as if a chunk started at from
+// and returns the cut positions; bytes after the last cut are left.
+func (c *Chunker) seqCuts(from, to int, out []int) []int {
+	b := c.newBase()
+	for from < to {
+		n := b.NextSplitPoint(c.buf[from:to])
+		if n < 0 {
+			break
+		}
+		from += n
+		out = append(out, from)
+	}
+	return out
+}
+
+// chain returns the true cuts of buf[from:to], a chunk starting at from.
+func (c *Chunker) chain(from, to int) []int {
+	w := c.workers
+	if to-from < 4*int(c.p.MaxSize) {
+		w = 1
+	}
+	if w == 1 {
+		return c.seqCuts(from, to, c.cuts[:0])
+	}
+	starts := make([]int, w+1)
+	for i := range starts {
+		starts[i] = from + i*(to-from)/w
+	}
+	seg := make([][]int, w)
+	var wg sync.WaitGroup
+	for i := 0; i < w; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			seg[i] = c.seqCuts(starts[i], starts[i+1], nil)
+		}()
+	}
+	wg.Wait()
+	out := append(c.cuts[:0], seg[0]...)
+	pos := from
+	if len(out) > 0 {
+		pos = out[len(out)-1]
+	}
+	// Continue the true chain from pos until it meets a segment's cut.
+	b := c.newBase()
+	p := pos
+	for i := 1; i < w; {
+		n := b.NextSplitPoint(c.buf[p:to])
+		if n < 0 {
+			return out // no further cut: the rest waits for more data
+		}
+		p += n
+		out = append(out, p)
+		for i < w && p >= starts[i+1] {
+			i++ // passed a whole segment without meeting it
+		}
+		if i >= w {
+			break
+		}
+		if p < starts[i] {
+			continue
+		}
+		if k := sort.SearchInts(seg[i], p); k < len(seg[i]) && seg[i][k] == p {
+			out = append(out, seg[i][k+1:]...)
+			if len(seg[i]) > 0 {
+				p = seg[i][len(seg[i])-1]
+			}
+			i++
+			b = c.newBase()
+		}
+	}
+	// The last segment's tail: chunk on from the last cut to the end.
+	return c.seqCuts(p, to, out)
 }

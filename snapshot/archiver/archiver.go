@@ -65,7 +65,8 @@ type Archiver struct {
 	g    *errgroup.Group
 	ctx  context.Context
 
-	owners ownerCache
+	owners  ownerCache
+	chunker *chunk.Chunker // used by the one goroutine that reads
 }
 
 type counters struct {
@@ -171,11 +172,14 @@ func (a *Archiver) checkpoint(point string) {
 	}
 }
 
-
-
 // chunkReader splits rd into jobs for f. A read error is returned as is.
 func (a *Archiver) chunkReader(rd io.Reader, f *future) (uint64, error) {
-	c := chunk.New(rd, a.r.Polynomial(), a.r.Config().Chunker)
+	if a.chunker == nil {
+		a.chunker = chunk.New(rd, a.r.Polynomial(), a.r.Config().Chunker)
+	} else {
+		a.chunker.Reset(rd)
+	}
+	c := a.chunker
 	var size uint64
 	for {
 		var buf []byte
