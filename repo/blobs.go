@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hoard-backup/hoard/backends"
+	"github.com/hoard-backup/hoard/chunk"
 	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/id"
 	"github.com/hoard-backup/hoard/repo/index"
@@ -69,7 +70,8 @@ func (r *Repository) SaveBlobWithID(ctx context.Context, t pack.BlobType, bid id
 		return res, err
 	}
 	before := w.Size()
-	w.Add(bid, payload, len(plaintext))
+	w.Add(bid, *payload, len(plaintext))
+	r.payloads.Put(payload)
 	res.Stored = w.Size() - before
 	limit := r.cfg.PackSize
 	if t == pack.TreeBlob {
@@ -84,20 +86,26 @@ func (r *Repository) SaveBlobWithID(ctx context.Context, t pack.BlobType, bid id
 	return res, r.uploadPack(ctx, w)
 }
 
-// compress returns the payload of a blob: a compression byte and the body.
-func (r *Repository) compress(plaintext []byte) []byte {
+// compress returns the payload of a blob, a compression byte and the body,
+// in a buffer from r.payloads that the caller puts back.
+func (r *Repository) compress(plaintext []byte) *[]byte {
+	bp, _ := r.payloads.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	out := (*bp)[:0]
 	if r.cfg.Compression == "zstd" && len(plaintext) > 64 {
-		out := make([]byte, 1, len(plaintext)/2+64)
-		out[0] = pack.CompressionZstd
+		out = append(out, pack.CompressionZstd)
 		out = r.zenc.EncodeAll(plaintext, out)
 		if len(out) < len(plaintext)+1 {
-			return out
+			*bp = out
+			return bp
 		}
 	}
-	out := make([]byte, 1+len(plaintext))
-	out[0] = pack.CompressionNone
-	copy(out[1:], plaintext)
-	return out
+	out = append(out[:0], pack.CompressionNone)
+	out = append(out, plaintext...)
+	*bp = out
+	return bp
 }
 
 func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
@@ -118,11 +126,15 @@ func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
 			return nil, err
 		}
 	}
-	size := r.cfg.PackSize
-	if t == pack.TreeBlob {
-		size /= 4
+	var buf []byte
+	if bp, _ := r.packBufs.Get().(*[]byte); bp != nil {
+		buf = *bp
+	} else {
+		// A pack closes once past its target size, so it can hold one more
+		// maximal blob and the header: room for that means no regrowth.
+		buf = make([]byte, 0, r.cfg.PackSize+chunk.MaxSize+1<<20)
 	}
-	return pack.NewWriter(t, pk, wrapped, size+size/8)
+	return pack.NewWriter(t, pk, wrapped, buf)
 }
 
 // uploadPack finishes w, stores it and adds it to the in-memory index.
@@ -140,6 +152,8 @@ func (r *Repository) uploadPack(ctx context.Context, w *pack.Writer) error {
 	n := len(r.unindexed)
 	r.mu.Unlock()
 	r.log.Debug("pack saved", "pack", name.Str(), "blobs", len(h.Entries), "bytes", len(data))
+	data = data[:0]
+	r.packBufs.Put(&data)
 	if n >= 256 {
 		return r.writeIndex(ctx)
 	}

@@ -104,6 +104,9 @@ type Repository struct {
 	zdec *zstd.Decoder
 
 	packers [2]*packerPool
+	// Buffers reused across blobs and packs, to keep memory flat.
+	payloads sync.Pool // *[]byte: compressed payloads
+	packBufs sync.Pool // *[]byte: pack buffers of stored packs
 
 	mu        sync.Mutex
 	saving    map[blobKey]struct{} // blobs in packers or uploaded but not yet in an index file

@@ -216,13 +216,15 @@ type Writer struct {
 	entries    []Entry
 }
 
-// NewWriter starts a pack sealed under packKey, whose wrapped form goes into the header.
-func NewWriter(kind BlobType, packKey, wrappedKey []byte, sizeHint int) (*Writer, error) {
+// NewWriter starts a pack sealed under packKey, whose wrapped form goes into
+// the header. The pack is assembled in buf[:0] (grown when too small), so a
+// caller can reuse the buffers of packs it has stored.
+func NewWriter(kind BlobType, packKey, wrappedKey []byte, buf []byte) (*Writer, error) {
 	a, err := crypto.NewAEAD(packKey)
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{Kind: kind, key: a, wrappedKey: wrappedKey, buf: make([]byte, 0, sizeHint)}, nil
+	return &Writer{Kind: kind, key: a, wrappedKey: wrappedKey, buf: buf[:0]}, nil
 }
 
 // Add seals payload as blob blobID and appends it.

@@ -126,7 +126,7 @@ func (f *future) release() {
 func (a *Archiver) start(ctx context.Context) {
 	a.g, a.ctx = errgroup.WithContext(ctx)
 	a.jobs = make(chan *chunkJob, a.o.Workers)
-	n := 2*a.o.Workers + 2
+	n := a.o.Workers + 2
 	a.bufs = make(chan []byte, n)
 	for i := 0; i < n; i++ {
 		a.bufs <- nil
