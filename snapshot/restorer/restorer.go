@@ -15,14 +15,17 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
+	"github.com/hoard-backup/hoard/repo/index"
 	"github.com/hoard-backup/hoard/repo/pack"
 	"github.com/hoard-backup/hoard/snapshot"
 )
@@ -80,9 +83,11 @@ type restorer struct {
 
 	mu       sync.Mutex
 	failures []FileFailure
-	dirs     []dirMeta
-	made     map[string]bool
+	dirs     map[string]*os.Root // open directories by relative path; "" is the target
+	dirList  []dirMeta
+	files    []*fileJob
 	stats    Stats
+	root0    bool // running as root: restore owners too
 }
 
 type dirMeta struct {
@@ -90,26 +95,43 @@ type dirMeta struct {
 	node snapshot.Node
 }
 
+// fileJob is one file being restored. It is created on its first blob and
+// finished (metadata set, or removed on failure) when its last blob is done.
 type fileJob struct {
-	path      string
+	dir, name string // parent directory (relative) and name
 	node      snapshot.Node
-	f         *os.File
 	remaining atomic.Int64
-	failed    atomic.Bool
-	errOnce   sync.Once
-	err       error
+
+	mu      sync.Mutex
+	f       *os.File
+	created bool
+	sparse  bool // a blob of zeroes was skipped: the size must be set at the end
+	err     error
+	settled bool // finished: complete with metadata, or removed
 }
 
-type blobJob struct {
+func (j *fileJob) rel() string {
+	if j.dir == "" {
+		return j.name
+	}
+	return j.dir + "/" + j.name
+}
+
+// blobRef is one use of a blob: it goes into file at offset.
+type blobRef struct {
 	file   *fileJob
-	id     id.ID
 	offset int64
+	id     id.ID
+	loc    index.Location
 }
 
 // Restore writes the snapshot's tree to target, which is created if needed.
+// It walks the trees first, creating directories and symlinks and listing
+// the files; then it reads each pack once, in parallel, and writes every
+// blob to the files that need it (after restic's pack-wise restorer).
 func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, target string, o Options) (Stats, error) {
 	if o.Workers <= 0 {
-		o.Workers = 4
+		o.Workers = r.Backend().Properties().Connections
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -124,43 +146,54 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, tar
 	if err != nil {
 		return Stats{}, fmt.Errorf("restore: %w", err)
 	}
-	defer root.Close()
-	rs := &restorer{r: r, o: o, root: root, made: map[string]bool{".": true}}
+	rs := &restorer{r: r, o: o, root: root, dirs: map[string]*os.Root{"": root}, root0: os.Geteuid() == 0}
+	defer rs.closeDirs()
 
-	g, gctx := errgroup.WithContext(ctx)
-	blobs := make(chan blobJob, o.Workers*2)
-	var walkErr error
-	g.Go(func() error {
-		defer close(blobs)
-		walkErr = rs.walk(gctx, sn.Tree, "", false, blobs)
-		return walkErr
-	})
-	for i := 0; i < o.Workers; i++ {
-		g.Go(func() error {
-			var buf []byte
-			for j := range blobs {
-				var err error
-				buf, err = rs.writeBlob(gctx, j, buf)
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	if err := rs.walk(ctx, sn.Tree, "", false); err != nil {
+		rs.abort()
+		return rs.stats, err
 	}
-	err = g.Wait()
-	if err != nil {
+	if err := rs.restoreFiles(ctx); err != nil {
+		rs.abort()
 		return rs.stats, err
 	}
 	// Directories last, deepest first, so their times survive the writes.
-	for i := len(rs.dirs) - 1; i >= 0; i-- {
-		d := rs.dirs[i]
-		rs.setMeta(d.path, d.node)
+	for i := len(rs.dirList) - 1; i >= 0; i-- {
+		d := rs.dirList[i]
+		rs.setMetaByName(parentOf(d.path), path.Base(d.path), d.node)
 	}
 	if len(rs.failures) > 0 {
 		return rs.stats, &Errors{Failures: rs.failures}
 	}
 	return rs.stats, nil
+}
+
+func (rs *restorer) closeDirs() {
+	for k, d := range rs.dirs {
+		if k != "" {
+			d.Close()
+		}
+	}
+	rs.root.Close()
+}
+
+// abort removes every file that was started and not finished, so that a
+// stopped restore leaves no file with missing or wrong bytes.
+func (rs *restorer) abort() {
+	for _, j := range rs.files {
+		j.mu.Lock()
+		if j.created && !j.settled {
+			if j.f != nil {
+				j.f.Close()
+				j.f = nil
+			}
+			if d, err := rs.dir(j.dir); err == nil {
+				_ = d.Remove(j.name)
+			}
+			j.settled = true
+		}
+		j.mu.Unlock()
+	}
 }
 
 func (rs *restorer) included(p string, isDir bool) (self, below bool) {
@@ -187,33 +220,38 @@ func (rs *restorer) fail(p string, err error) error {
 	return nil
 }
 
-// ensureDir creates the directories of rel (a slash path relative to the target).
-func (rs *restorer) ensureDir(rel string) error {
+// dir returns the open directory rel, creating it (and its parents) as needed.
+func (rs *restorer) dir(rel string) (*os.Root, error) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	return rs.ensureDirLocked(rel)
+	return rs.dirLocked(rel)
 }
 
-func (rs *restorer) ensureDirLocked(rel string) error {
-	if rel == "" || rs.made[rel] {
-		return nil
+func (rs *restorer) dirLocked(rel string) (*os.Root, error) {
+	if d, ok := rs.dirs[rel]; ok {
+		return d, nil
 	}
-	if err := rs.ensureDirLocked(parentOf(rel)); err != nil {
-		return err
-	}
-	err := rs.root.Mkdir(rel, 0o700)
-	if err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	fi, err := rs.root.Lstat(rel)
+	parent, err := rs.dirLocked(parentOf(rel))
 	if err != nil {
-		return err
+		return nil, err
+	}
+	name := path.Base(rel)
+	if err := parent.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	fi, err := parent.Lstat(name)
+	if err != nil {
+		return nil, err
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("%s exists and is not a directory", rel)
+		return nil, fmt.Errorf("%s exists and is not a directory", rel)
 	}
-	rs.made[rel] = true
-	return nil
+	d, err := parent.OpenRoot(name)
+	if err != nil {
+		return nil, err
+	}
+	rs.dirs[rel] = d
+	return d, nil
 }
 
 func parentOf(rel string) string {
@@ -224,7 +262,7 @@ func parentOf(rel string) string {
 	return d
 }
 
-func (rs *restorer) walk(ctx context.Context, tid id.ID, rel string, parentIncluded bool, blobs chan<- blobJob) error {
+func (rs *restorer) walk(ctx context.Context, tid id.ID, rel string, parentIncluded bool) error {
 	t, err := snapshot.LoadTree(ctx, rs.r, tid)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -250,32 +288,34 @@ func (rs *restorer) walk(ctx context.Context, tid id.ID, rel string, parentInclu
 		switch n.Type {
 		case snapshot.TypeDir:
 			if self {
-				if err := rs.ensureDir(childRel); err != nil {
+				if _, err := rs.dir(childRel); err != nil {
 					if e := rs.fail("/"+childRel, err); e != nil {
 						return e
 					}
 					continue
 				}
-				rs.mu.Lock()
-				rs.dirs = append(rs.dirs, dirMeta{path: childRel, node: n})
+				rs.dirList = append(rs.dirList, dirMeta{path: childRel, node: n})
 				rs.stats.Dirs++
-				rs.mu.Unlock()
 			}
-			if err := rs.walk(ctx, *n.Subtree, childRel, self, blobs); err != nil {
+			if err := rs.walk(ctx, *n.Subtree, childRel, self); err != nil {
 				return err
 			}
 		case snapshot.TypeFile:
 			if !self {
 				continue
 			}
-			if err := rs.startFile(ctx, childRel, n, blobs); err != nil {
-				return err
+			if _, err := rs.dir(rel); err != nil {
+				if e := rs.fail("/"+childRel, err); e != nil {
+					return e
+				}
+				continue
 			}
+			rs.files = append(rs.files, &fileJob{dir: rel, name: n.Name, node: n})
 		case snapshot.TypeSymlink:
 			if !self {
 				continue
 			}
-			if err := rs.symlink(childRel, n); err != nil {
+			if err := rs.symlink(rel, n); err != nil {
 				if e := rs.fail("/"+childRel, err); e != nil {
 					return e
 				}
@@ -288,10 +328,10 @@ func (rs *restorer) walk(ctx context.Context, tid id.ID, rel string, parentInclu
 	return nil
 }
 
-// removeExisting deletes a non-directory at rel so it can be created anew
-// without following whatever was there.
-func (rs *restorer) removeExisting(rel string) error {
-	fi, err := rs.root.Lstat(rel)
+// removeExisting deletes a non-directory name in d so it can be created
+// anew without following whatever was there.
+func removeExisting(d *os.Root, name string) error {
+	fi, err := d.Lstat(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -299,82 +339,247 @@ func (rs *restorer) removeExisting(rel string) error {
 		return err
 	}
 	if fi.IsDir() {
-		return fmt.Errorf("%s exists and is a directory", rel)
+		return fmt.Errorf("%s exists and is a directory", name)
 	}
-	return rs.root.Remove(rel)
+	return d.Remove(name)
 }
 
-func (rs *restorer) symlink(rel string, n snapshot.Node) error {
-	if err := rs.ensureDir(parentOf(rel)); err != nil {
+func (rs *restorer) symlink(dir string, n snapshot.Node) error {
+	d, err := rs.dir(dir)
+	if err != nil {
 		return err
 	}
-	if err := rs.removeExisting(rel); err != nil {
+	if err := removeExisting(d, n.Name); err != nil {
 		return err
 	}
-	if err := rs.root.Symlink(n.LinkTarget, rel); err != nil {
+	if err := d.Symlink(n.LinkTarget, n.Name); err != nil {
 		return err
 	}
-	if os.Geteuid() == 0 {
-		_ = rs.root.Lchown(rel, int(n.UID), int(n.GID))
+	if rs.root0 {
+		_ = d.Lchown(n.Name, int(n.UID), int(n.GID))
 	}
-	rs.mu.Lock()
 	rs.stats.Symlinks++
-	rs.mu.Unlock()
 	return nil
 }
 
-func (rs *restorer) startFile(ctx context.Context, rel string, n snapshot.Node, blobs chan<- blobJob) error {
-	err := rs.ensureDir(parentOf(rel))
-	if err == nil {
-		err = rs.removeExisting(rel)
-	}
-	var f *os.File
-	if err == nil {
-		f, err = rs.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-	}
-	if err == nil && n.Size > 0 {
-		// Sparse-friendly: blobs of zeroes are never written.
-		err = f.Truncate(int64(n.Size))
-	}
-	if err != nil {
-		if f != nil {
-			f.Close()
+// restoreFiles plans which blob goes where, then reads the packs.
+func (rs *restorer) restoreFiles(ctx context.Context) error {
+	idx := rs.r.Index()
+	byPack := map[id.ID][]blobRef{}
+	var order []id.ID
+	for _, j := range rs.files {
+		j.remaining.Store(int64(len(j.node.Content)) + 1)
+		var off int64
+		for _, c := range j.node.Content {
+			locs := idx.Lookup(pack.DataBlob, c)
+			if len(locs) == 0 {
+				j.setErr(&repo.BlobError{Type: pack.DataBlob, ID: c, Err: repo.ErrBlobNotFound})
+				if err := rs.done(j); err != nil {
+					return err
+				}
+				continue
+			}
+			loc := locs[0]
+			if _, ok := byPack[loc.Pack.ID]; !ok {
+				order = append(order, loc.Pack.ID)
+			}
+			byPack[loc.Pack.ID] = append(byPack[loc.Pack.ID], blobRef{file: j, offset: off, id: c, loc: loc})
+			off += int64(loc.RawLength)
 		}
-		return rs.fail("/"+rel, err)
-	}
-	j := &fileJob{path: rel, node: n, f: f}
-	j.remaining.Store(int64(len(n.Content)) + 1)
-	var off int64
-	for _, c := range n.Content {
-		locs := rs.r.Index().Lookup(pack.DataBlob, c)
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return ctx.Err()
-		case blobs <- blobJob{file: j, id: c, offset: off}:
+		if uint64(off) != j.node.Size {
+			j.setErr(fmt.Errorf("%w: content adds up to %d bytes, snapshot says %d", repo.ErrInvalidData, off, j.node.Size))
 		}
-		if len(locs) > 0 {
-			off += int64(locs[0].RawLength)
+		// The planning reference: empty files finish here.
+		if err := rs.done(j); err != nil {
+			return err
 		}
 	}
-	return rs.doneBlob(j, nil)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(rs.o.Workers)
+	for _, pid := range order {
+		refs := byPack[pid]
+		delete(byPack, pid)
+		g.Go(func() error { return rs.restorePack(gctx, refs) })
+	}
+	return g.Wait()
 }
 
-func (rs *restorer) writeBlob(ctx context.Context, j blobJob, buf []byte) ([]byte, error) {
-	if j.file.failed.Load() {
-		return buf, rs.doneBlob(j.file, nil)
+func (j *fileJob) setErr(err error) {
+	j.mu.Lock()
+	if j.err == nil {
+		j.err = err
 	}
-	data, err := rs.r.LoadBlob(ctx, pack.DataBlob, j.id, buf)
-	if err == nil {
-		buf = data
-		if !allZero(data) {
-			_, err = j.file.f.WriteAt(data, j.offset)
+	j.mu.Unlock()
+}
+
+// restorePack reads the blobs of one pack in one pass and writes them.
+func (rs *restorer) restorePack(ctx context.Context, refs []blobRef) error {
+	sort.Slice(refs, func(a, b int) bool { return refs[a].loc.Offset < refs[b].loc.Offset })
+	p := refs[0].loc.Pack
+	start := int64(refs[0].loc.Offset)
+	last := refs[len(refs)-1].loc
+	end := int64(last.Offset) + int64(last.Length)
+	a, keyErr := rs.r.PackKey(p)
+	var stored, plain []byte
+	next := 0 // first ref not yet done
+	loadErr := rs.r.Backend().Load(ctx, backends.Handle{Type: backends.PackFile, Name: p.ID.String()}, int(end-start), start,
+		func(rd io.Reader) error {
+			pos := start
+			for next < len(refs) {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				loc := refs[next].loc
+				if skip := int64(loc.Offset) - pos; skip > 0 {
+					if _, err := io.CopyN(io.Discard, rd, skip); err != nil {
+						return err
+					}
+					pos += skip
+				}
+				if cap(stored) < int(loc.Length) {
+					stored = make([]byte, loc.Length)
+				}
+				stored = stored[:loc.Length]
+				if _, err := io.ReadFull(rd, stored); err != nil {
+					return err
+				}
+				pos += int64(loc.Length)
+				var err error
+				if keyErr != nil {
+					err = fmt.Errorf("%w: pack key of %s: %v", repo.ErrInvalidData, p.ID.Str(), keyErr)
+				} else {
+					var out []byte
+					out, err = rs.r.OpenBlob(a, pack.DataBlob, refs[next].id, stored, loc.RawLength, plain)
+					if err == nil {
+						plain = out
+					} else {
+						err = &repo.BlobError{Type: pack.DataBlob, ID: refs[next].id, Pack: p.ID, Err: err}
+					}
+				}
+				// Every use of this blob (deduplicated content) at once.
+				for k := next; k < len(refs) && refs[k].loc.Offset == loc.Offset; k++ {
+					if e := rs.write(refs[k], plain, err); e != nil {
+						return e
+					}
+					next = k + 1
+				}
+			}
+			return nil
+		})
+	if loadErr != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	// Blobs not reached (missing or short pack) fail their files.
+	for ; next < len(refs); next++ {
+		err := loadErr
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		if errors.Is(err, backends.ErrNotExist) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, backends.ErrRange) {
+			err = fmt.Errorf("%w: %v", repo.ErrInvalidData, err)
+		}
+		if e := rs.write(refs[next], nil, &repo.BlobError{Type: pack.DataBlob, ID: refs[next].id, Pack: p.ID, Err: err}); e != nil {
+			return e
 		}
 	}
-	if err != nil && ctx.Err() != nil {
-		return buf, ctx.Err()
+	return nil
+}
+
+// write puts one blob into its file (or records why it could not) and
+// finishes the file after its last blob.
+func (rs *restorer) write(ref blobRef, data []byte, blobErr error) error {
+	j := ref.file
+	if blobErr != nil {
+		j.setErr(blobErr)
+		return rs.done(j)
 	}
-	return buf, rs.doneBlob(j.file, err)
+	j.mu.Lock()
+	if j.err == nil && !j.created {
+		j.err = rs.create(j)
+	}
+	f, ferr := j.f, j.err
+	j.mu.Unlock()
+	if ferr == nil {
+		if allZero(data) {
+			// Sparse-friendly: blobs of zeroes are never written.
+			j.mu.Lock()
+			j.sparse = true
+			j.mu.Unlock()
+		} else if _, err := f.WriteAt(data, ref.offset); err != nil {
+			j.setErr(err)
+		}
+	}
+	return rs.done(j)
+}
+
+// create makes the file, empty. j.mu is held.
+func (rs *restorer) create(j *fileJob) error {
+	d, err := rs.dir(j.dir)
+	if err != nil {
+		return err
+	}
+	j.created = true
+	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW
+	f, err := d.OpenFile(j.name, flags, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Something is in the way: remove it (never follow it) and retry.
+		if err := removeExisting(d, j.name); err != nil {
+			return err
+		}
+		f, err = d.OpenFile(j.name, flags, 0o600)
+	}
+	if err != nil {
+		return err
+	}
+	j.f = f
+	return nil
+}
+
+// done counts one reference of j as done; the last one finishes the file:
+// metadata when every blob was written, removal otherwise.
+func (rs *restorer) done(j *fileJob) error {
+	if j.remaining.Add(-1) != 0 {
+		return nil
+	}
+	j.mu.Lock()
+	if j.err == nil && !j.created {
+		j.err = rs.create(j) // an empty file
+	}
+	if j.err == nil && j.sparse {
+		// Skipped zeroes at the end still count towards the size.
+		j.err = j.f.Truncate(int64(j.node.Size))
+	}
+	if j.err == nil {
+		if rs.root0 {
+			_ = j.f.Chown(int(j.node.UID), int(j.node.GID))
+		}
+		_ = j.f.Chmod(j.node.Mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
+	}
+	if j.f != nil {
+		if err := j.f.Close(); err != nil && j.err == nil {
+			j.err = err
+		}
+		j.f = nil
+	}
+	err := j.err
+	if err != nil && j.created {
+		if d, derr := rs.dir(j.dir); derr == nil {
+			_ = d.Remove(j.name)
+		}
+	}
+	j.settled = true
+	j.mu.Unlock()
+	if err != nil {
+		return rs.fail("/"+j.rel(), err)
+	}
+	if d, derr := rs.dir(j.dir); derr == nil {
+		_ = d.Chtimes(j.name, j.node.ModTime, j.node.ModTime)
+	}
+	rs.mu.Lock()
+	rs.stats.Files++
+	rs.stats.Bytes += j.node.Size
+	rs.mu.Unlock()
+	return nil
 }
 
 func allZero(b []byte) bool {
@@ -392,43 +597,17 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// doneBlob counts one blob of j as done; the last one closes the file and
-// either sets its metadata or removes it.
-func (rs *restorer) doneBlob(j *fileJob, err error) error {
+// setMetaByName sets owner, mode and times of name in directory dir.
+func (rs *restorer) setMetaByName(dir, name string, n snapshot.Node) {
+	d, err := rs.dir(dir)
 	if err != nil {
-		j.errOnce.Do(func() { j.err = err })
-		j.failed.Store(true)
+		return
 	}
-	if j.remaining.Add(-1) != 0 {
-		return nil
+	if rs.root0 {
+		_ = d.Lchown(name, int(n.UID), int(n.GID))
 	}
-	if j.err == nil {
-		if fi, serr := j.f.Stat(); serr == nil && uint64(fi.Size()) != j.node.Size {
-			j.err = fmt.Errorf("%w: restored %d bytes, snapshot says %d", repo.ErrInvalidData, fi.Size(), j.node.Size)
-		}
-	}
-	cerr := j.f.Close()
-	if j.err == nil && cerr != nil {
-		j.err = cerr
-	}
-	if j.err != nil {
-		_ = rs.root.Remove(j.path)
-		return rs.fail("/"+j.path, j.err)
-	}
-	rs.setMeta(j.path, j.node)
-	rs.mu.Lock()
-	rs.stats.Files++
-	rs.stats.Bytes += j.node.Size
-	rs.mu.Unlock()
-	return nil
-}
-
-func (rs *restorer) setMeta(rel string, n snapshot.Node) {
-	if os.Geteuid() == 0 {
-		_ = rs.root.Lchown(rel, int(n.UID), int(n.GID))
-	}
-	_ = rs.root.Chmod(rel, n.Mode&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
-	_ = rs.root.Chtimes(rel, n.ModTime, n.ModTime)
+	_ = d.Chmod(name, n.Mode&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
+	_ = d.Chtimes(name, n.ModTime, n.ModTime)
 }
 
 // FindNode returns the node at p (a slash path inside the snapshot).
