@@ -343,10 +343,17 @@ func (r *Repository) loadFrom(ctx context.Context, bid id.ID, loc index.Location
 	return r.OpenBlob(a, loc.Type, bid, stored, loc.RawLength, buf)
 }
 
-// OpenBlob decrypts, decompresses and verifies one stored blob.
+// OpenBlob decrypts, decompresses and verifies one stored blob. It
+// decrypts in place: stored is overwritten.
 func (r *Repository) OpenBlob(a *crypto.AEAD, t pack.BlobType, bid id.ID, stored []byte, rawLength uint32, buf []byte) ([]byte, error) {
 	berr := func(err error) error { return &BlobError{Type: t, ID: bid, Err: err} }
-	payload, err := pack.OpenBlob(nil, a, bid, stored)
+	var payload []byte
+	var err error
+	if len(stored) >= crypto.Overhead {
+		payload, err = pack.OpenBlob(stored[crypto.NonceSize:crypto.NonceSize], a, bid, stored)
+	} else {
+		payload, err = pack.OpenBlob(nil, a, bid, stored)
+	}
 	if err != nil {
 		return nil, berr(fmt.Errorf("%w: %v", ErrInvalidData, err))
 	}
