@@ -3,6 +3,7 @@ package snapshot
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -66,7 +67,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		return nil, err
 	}
 	for _, p := range iprobs {
-		rep.Problems = append(rep.Problems, CheckProblem{File: "index/" + p.Name.String(), Err: p.Err})
+		rep.Problems = append(rep.Problems, CheckProblem{File: "index/" + p.Name.String(), Err: bare(p.Err)})
 	}
 	idx := r.Index()
 	rep.Blobs = idx.Len()
@@ -123,7 +124,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		return nil, err
 	}
 	for _, p := range sprobs {
-		rep.Problems = append(rep.Problems, CheckProblem{File: "snapshots/" + p.ID.String(), Err: p.Err})
+		rep.Problems = append(rep.Problems, CheckProblem{File: "snapshots/" + p.ID.String(), Err: bare(p.Err)})
 		rep.Affected = append(rep.Affected, AffectedSnapshot{ID: p.ID, Reason: "snapshot file damaged"})
 	}
 	rep.Snapshots = len(sns) + len(sprobs)
@@ -138,6 +139,16 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	}
 	rep.Problems = append(rep.Problems, w.problems...)
 	return rep, nil
+}
+
+// bare drops the file name a repo.FileError adds, since a CheckProblem
+// names the file itself.
+func bare(err error) error {
+	var fe *repo.FileError
+	if errors.As(err, &fe) {
+		return fe.Err
+	}
+	return err
 }
 
 func packFile(p id.ID) string {

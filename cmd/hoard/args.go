@@ -34,7 +34,17 @@ func reorderArgs(app *cli.App, args []string) []string {
 	if cmd == nil {
 		return append(out, args[i:]...)
 	}
-	var flags, pos []string
+	// A subcommand (hoard key remove ...): its own flags follow its name.
+	for i < len(args) && len(cmd.Subcommands) > 0 {
+		sub := findSubcommand(cmd, args[i])
+		if sub == nil {
+			break
+		}
+		out = append(out, args[i])
+		cmd = sub
+		i++
+	}
+	var flags, pos, globalFlags []string
 	for ; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
@@ -42,6 +52,16 @@ func reorderArgs(app *cli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && a != "-" {
+			// A global flag after the command (hoard snapshots --json)
+			// goes back in front of the command name, as restic allows.
+			if !hasFlag(cmd.Flags, a) && hasFlag(app.Flags, a) {
+				globalFlags = append(globalFlags, a)
+				if takesValue(app.Flags, a) && i+1 < len(args) {
+					globalFlags = append(globalFlags, args[i+1])
+					i++
+				}
+				continue
+			}
 			flags = append(flags, a)
 			if takesValue(cmd.Flags, a) && i+1 < len(args) {
 				flags = append(flags, args[i+1])
@@ -52,7 +72,29 @@ func reorderArgs(app *cli.App, args []string) []string {
 		pos = append(pos, a)
 	}
 	out = append(out, flags...)
-	return append(out, pos...)
+	out = append(out, pos...)
+	if len(globalFlags) == 0 {
+		return out
+	}
+	// Insert the global flags right after the program name.
+	res := append([]string{out[0]}, globalFlags...)
+	return append(res, out[1:]...)
+}
+
+// hasFlag reports whether arg (like "--json", "-r" or "--repo=x") names one of flags.
+func hasFlag(flags []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if i := strings.Index(name, "="); i >= 0 {
+		name = name[:i]
+	}
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // takesValue reports whether the flag arg (like "--target" or "-t") names a
@@ -71,4 +113,13 @@ func takesValue(flags []cli.Flag, arg string) bool {
 		}
 	}
 	return false
+}
+
+func findSubcommand(cmd *cli.Command, name string) *cli.Command {
+	for _, c := range cmd.Subcommands {
+		if c.HasName(name) {
+			return c
+		}
+	}
+	return nil
 }

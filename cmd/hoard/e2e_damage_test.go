@@ -17,6 +17,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
@@ -39,9 +40,16 @@ import (
 
 // dmgTree is a source tree on disk and what it holds.
 type dmgTree struct {
-	dir   string            // absolute path, as the snapshot records it
-	files map[string][]byte // slash path relative to dir -> content
-	links map[string]string // slash path relative to dir -> link target
+	dir   string             // absolute path, as the snapshot records it
+	files map[string]dmgFile // slash path relative to dir -> content
+	links map[string]string  // slash path relative to dir -> link target
+}
+
+// dmgFile is a file's size and SHA-256: the trees are large, so the test
+// does not keep their content in memory.
+type dmgFile struct {
+	size int
+	sum  [32]byte
 }
 
 // dmgNewRand returns a seeded generator for file contents and choices.
@@ -71,18 +79,17 @@ func dmgMakeTree(t *testing.T, dir string, rnd *rand.Rand, sizes map[string]int)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &dmgTree{dir: abs, files: map[string][]byte{}, links: map[string]string{}}
+	tr := &dmgTree{dir: abs, files: map[string]dmgFile{}, links: map[string]string{}}
 	names := make([]string, 0, len(sizes))
 	for n := range sizes {
 		names = append(names, n)
 	}
 	sort.Strings(names) // deterministic use of rnd
-	for _, n := range names {
-		tr.files[n] = dmgBytes(rnd, sizes[n])
-	}
-	tr.files["empty"] = nil
+	names = append(names, "empty")
 	tr.links["link"] = "empty"
-	for rel, b := range tr.files {
+	for _, rel := range names {
+		b := dmgBytes(rnd, sizes[rel])
+		tr.files[rel] = dmgFile{size: len(b), sum: sha256.Sum256(b)}
 		p := filepath.Join(abs, filepath.FromSlash(rel))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
@@ -131,9 +138,9 @@ func dmgVerifyRestore(t *testing.T, target string, tr *dmgTree, missingOK func(s
 			t.Errorf("restore: %s: %v", sp, err)
 			continue
 		}
-		if !slices.Equal(got, want) {
+		if len(got) != want.size || sha256.Sum256(got) != want.sum {
 			zero := !slices.ContainsFunc(got, func(c byte) bool { return c != 0 })
-			t.Errorf("restore left %s with WRONG bytes: %d bytes (want %d), all zero: %v", sp, len(got), len(want), zero)
+			t.Errorf("restore left %s with WRONG bytes: %d bytes (want %d), all zero: %v", sp, len(got), want.size, zero)
 		}
 	}
 	for rel, want := range tr.links {
@@ -512,7 +519,8 @@ func TestE2EDamage(t *testing.T) {
 	rnd := dmgNewRand(testSeed(t, uint64(time.Now().UnixNano())))
 	f := dmgMakeFixture(t, rnd)
 	victim := f.runs[1] // bravo; alpha and charlie must stay whole
-	dataPack := f.dataPacks(t, victim)[rnd.IntN(len(f.dataPacks(t, victim)))]
+	packs := f.dataPacks(t, victim)
+	dataPack := packs[rnd.IntN(len(packs))]
 	t.Logf("setup took %v", time.Since(start).Round(time.Millisecond))
 
 	type kind struct {
@@ -731,11 +739,14 @@ func dmgFlipByte(t *testing.T, p string, off int64) {
 	}
 }
 
-// dmgStalledBackup starts `hoard backup paths...` with HOARD_TEST_STALL_AT
-// set to point (if not empty), waits until it says it stalled (or, with
-// point empty, for after), kills it and returns its standard error. It
-// fails if the backup exited on its own.
-func dmgKilledBackup(e *env, point string, after time.Duration, paths ...string) (stderr string, finished bool) {
+// dmgKilledBackup starts `hoard backup paths...` and SIGKILLs it: with
+// point set, once it says it stalled there (HOARD_TEST_STALL_AT); with
+// point empty, after the given time counted from when a new file appears
+// in the repository folder anchor: "locks" (it has opened the repository)
+// or "data" (it has stored its first pack), so that the kill falls in the
+// backup proper. It returns the backup's standard error and whether it
+// exited by itself before the kill (an error with point set).
+func dmgKilledBackup(e *env, point, anchor string, after time.Duration, paths ...string) (stderr string, finished bool) {
 	e.t.Helper()
 	cmd := e.command(append([]string{"backup"}, paths...)...)
 	if point != "" {
@@ -746,6 +757,14 @@ func dmgKilledBackup(e *env, point string, after time.Duration, paths ...string)
 		e.t.Fatal(err)
 	}
 	cmd.Stdout = io.Discard
+	count := func() int {
+		if anchor == "" {
+			return 0
+		}
+		fs := dmgFiles(e.t, filepath.Join(e.repo, anchor))
+		return len(slices.DeleteFunc(fs, func(f string) bool { return strings.Contains(f, ".tmp-") }))
+	}
+	countBefore := count()
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
@@ -765,10 +784,10 @@ func dmgKilledBackup(e *env, point string, after time.Duration, paths ...string)
 		readDone <- all.String()
 	}()
 	stall := "hoard-test: stalled at " + point
-	timeout := time.After(90 * time.Second)
-	if point == "" {
-		timeout = time.After(after)
-	}
+	deadline := time.After(90 * time.Second)
+	var kill <-chan time.Time // set once the repository is open (point == "")
+	poll := time.NewTicker(2 * time.Millisecond)
+	defer poll.Stop()
 	exited := false
 wait:
 	for {
@@ -781,12 +800,15 @@ wait:
 			if point != "" && l == stall {
 				break wait
 			}
-		case <-timeout:
-			if point != "" {
-				_ = cmd.Process.Kill()
-				e.t.Fatalf("backup did not stall at %s within 90s", point)
+		case <-poll.C:
+			if point == "" && kill == nil && count() > countBefore {
+				kill = time.After(after)
 			}
+		case <-kill:
 			break wait
+		case <-deadline:
+			_ = cmd.Process.Kill()
+			e.t.Fatalf("backup did not stall at %q within 90s", point)
 		}
 	}
 	_ = cmd.Process.Kill()
@@ -861,8 +883,12 @@ func TestE2ECrash(t *testing.T) {
 		t.Run(point, func(t *testing.T) {
 			e := newEnv(t)
 			first := dmgBackup(e, small.dir)
-			stderr, _ := dmgKilledBackup(e, point, 0, big.dir)
-			t.Logf("killed at %s; stderr:\n%s", point, stderr)
+			packsBefore := len(dmgRepoFiles(t, e.repo, "data"))
+			indexBefore := len(dmgRepoFiles(t, e.repo, "index"))
+			stderr, _ := dmgKilledBackup(e, point, "", 0, big.dir)
+			newPacks := len(dmgRepoFiles(t, e.repo, "data")) - packsBefore
+			newIndex := len(dmgRepoFiles(t, e.repo, "index")) - indexBefore
+			t.Logf("killed at %s after writing %d packs and %d index files; stderr:\n%s", point, newPacks, newIndex, stderr)
 
 			if ids := e.snapshotIDs(); len(ids) != 1 || ids[0] != first {
 				t.Errorf("after a crash at %s the snapshots are %v, want only %s", point, ids, first[:8])
@@ -871,16 +897,25 @@ func TestE2ECrash(t *testing.T) {
 				t.Errorf("after a crash at %s there are %d snapshot files, want 1", point, n)
 			}
 			out := dmgCheckOK(e)
+			// Before the index every new pack is unindexed (and with 40 MiB
+			// and 16 MiB packs at least one full pack was stored); after it,
+			// none is.
+			wantUnindexed := newPacks
 			switch point {
 			case "index":
-				// Full packs were uploaded but no index names them yet.
-				if !strings.Contains(out, "not in any index") {
-					t.Errorf("check after a crash before the index does not mention unindexed packs:\n%s", out)
+				if newPacks == 0 || newIndex != 0 {
+					t.Errorf("stalled before the index with %d new packs and %d new index files; want > 0 and 0", newPacks, newIndex)
 				}
 			case "snapshot":
-				if strings.Contains(out, "not in any index") {
-					t.Errorf("check after a crash after the index reports unindexed packs:\n%s", out)
+				if newPacks == 0 || newIndex == 0 {
+					t.Errorf("stalled before the snapshot with %d new packs and %d new index files; want > 0 and > 0", newPacks, newIndex)
 				}
+				wantUnindexed = 0
+			}
+			msg := fmt.Sprintf("%d packs are not in any index", wantUnindexed)
+			if gotMsg := strings.Contains(out, "packs are not in any index"); gotMsg != (wantUnindexed > 0) ||
+				(wantUnindexed > 0 && !strings.Contains(out, msg)) {
+				t.Errorf("check after a crash at %s: want %q (or nothing for 0):\n%s", point, msg, out)
 			}
 			dmgCheckOK(e, "--read-data")
 			dmgRestoreSame(e, first[:8], small)
@@ -901,7 +936,7 @@ func TestE2ECrash(t *testing.T) {
 		// are not set yet), which this test is not about.
 		e := newEnv(t)
 		largeSizes := map[string]int{}
-		for i, total := 0, 0; total < 64*mib; i++ {
+		for i, total := 0, 0; total < 96*mib; i++ {
 			n := 4*mib + rnd.IntN(8*mib)
 			largeSizes[fmt.Sprintf("d%d/f%d", i%3, i)] = n
 			total += n
@@ -909,13 +944,14 @@ func TestE2ECrash(t *testing.T) {
 		large := dmgMakeTree(t, filepath.Join(src, "large"), rnd, largeSizes)
 		first := dmgBackup(e, small.dir)
 		snaps := []string{first}
-		for i := range 3 {
+		for i := range 4 {
 			after := time.Duration(50+rnd.IntN(451)) * time.Millisecond
-			stderr, finished := dmgKilledBackup(e, "", after, large.dir)
+			anchor := []string{"locks", "data"}[i%2]
+			stderr, finished := dmgKilledBackup(e, "", anchor, after, large.dir)
 			all := dmgFiles(t, filepath.Join(e.repo, "data"))
 			tmp := slices.DeleteFunc(slices.Clone(all), func(f string) bool { return !strings.Contains(f, ".tmp-") })
-			t.Logf("kill %d after %v (finished by itself: %v): %d files in data/ (%d temporary); stderr:\n%s",
-				i, after, finished, len(all), len(tmp), stderr)
+			t.Logf("kill %d %v after a new file in %s/ (finished by itself: %v): %d files in data/ (%d temporary); stderr:\n%s",
+				i, after, anchor, finished, len(all), len(tmp), stderr)
 			ids := e.snapshotIDs()
 			switch {
 			case slices.Equal(ids, snaps):

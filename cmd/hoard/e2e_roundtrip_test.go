@@ -6,6 +6,7 @@ package main
 // 1 GiB stream.
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -646,8 +647,16 @@ func TestE2ERoundtripStdinFromCommand(t *testing.T) {
 	t.Run("success", func(t *testing.T) {
 		e := e.on(t)
 		before := len(e.snapshotIDs())
-		res := e.mustBackup(nil, "--stdin-filename", "db.dump", "--stdin-from-command", "--",
+		var out bytes.Buffer
+		stderr, code := e.runIO(nil, &out, "--json", "backup", "--stdin-filename", "db.dump", "--stdin-from-command", "--",
 			"sh", "-c", `echo progress-note >&2; cat "$0"`, payload)
+		var res backupResult
+		if err := json.Unmarshal(out.Bytes(), &res); code != 0 || err != nil {
+			t.Fatalf("backup of a successful command: exit %d, %v\nstdout: %s\nstderr: %s", code, err, out.String(), stderr)
+		}
+		if !strings.Contains(stderr, "progress-note") {
+			t.Errorf("the command's standard error is not shown: %q", stderr)
+		}
 		ids := e.snapshotIDs()
 		if len(ids) != before+1 || !slices.Contains(ids, res.ID) {
 			t.Fatalf("snapshots after a successful command: %d (want %d), new ID %s listed: %v", len(ids), before+1,

@@ -92,11 +92,11 @@ func exitCode(err error) int {
 		return exitVersion
 	case errors.Is(err, repo.ErrWriteOnly):
 		return exitWriteOnly
-	case errors.As(err, &de), errors.Is(err, repo.ErrInvalidData):
+	case errors.As(err, &de), errors.Is(err, repo.ErrInvalidData), errors.Is(err, repo.ErrBlobNotFound):
 		return exitDamaged
 	case errors.As(err, &re):
 		for _, f := range re.Failures {
-			if errors.Is(f.Err, repo.ErrInvalidData) {
+			if errors.Is(f.Err, repo.ErrInvalidData) || errors.Is(f.Err, repo.ErrBlobNotFound) {
 				return exitDamaged
 			}
 		}
@@ -161,6 +161,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			&cli.BoolFlag{Name: "verbose", Usage: "print more"},
 		},
 		Before: func(c *cli.Context) error {
+			if name := c.Args().First(); name != "" && c.App.Command(name) == nil {
+				return usagef("unknown command %q (see hoard --help)", name)
+			}
 			level := slog.LevelWarn
 			if c.Bool("verbose") {
 				level = slog.LevelInfo

@@ -25,7 +25,7 @@ func restoreCommand(g *globals) *cli.Command {
 		Usage:     "restore a snapshot into a directory",
 		ArgsUsage: "SNAPSHOT|latest",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Destination: &o.target, Usage: "directory to restore into", Required: true},
+			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Destination: &o.target, Usage: "directory to restore into"},
 			&cli.StringSliceFlag{Name: "include", Aliases: []string{"i"}, Destination: &o.includes,
 				Usage: "restore only paths matching a pattern (repeatable), e.g. /media/uploads or *.jpg"},
 			&cli.BoolFlag{Name: "ignore-errors", Destination: &o.ignoreErrors,
@@ -41,6 +41,9 @@ func restoreCommand(g *globals) *cli.Command {
 }
 
 func runRestore(ctx context.Context, g *globals, o *restoreOptions, ref string) error {
+	if o.target == "" {
+		return usagef("restore needs --target DIR")
+	}
 	for _, p := range o.includes.Value() {
 		if _, err := path.Match(p, ""); err != nil {
 			return usagef("bad include pattern %q: %v", p, err)

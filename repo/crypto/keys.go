@@ -318,6 +318,9 @@ type Keys struct {
 
 	mu       sync.Mutex
 	unwraped map[string][]byte // wrapped key (as string) -> pack key; bounded
+	// pgpMu serialises use of the data key entities: go-crypto caches
+	// signature checks in them lazily, which is not safe for concurrent use.
+	pgpMu sync.Mutex
 }
 
 // NewKeys prepares secrets for use.
@@ -364,6 +367,8 @@ func (k *Keys) CanRead() bool { return k.dataSec != nil }
 func (k *Keys) WrapPackKey(packKey []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	cfg := &packet.Config{DefaultCipher: packet.CipherAES256, DefaultCompressionAlgo: packet.CompressionNone}
+	k.pgpMu.Lock()
+	defer k.pgpMu.Unlock()
 	w, err := openpgp.Encrypt(&buf, []*openpgp.Entity{k.dataPub}, nil, nil, nil, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("crypto: wrap pack key: %w", err)
@@ -392,11 +397,14 @@ func (k *Keys) UnwrapPackKey(wrapped []byte) ([]byte, error) {
 	if len(wrapped) > 4096 {
 		return nil, fmt.Errorf("crypto: wrapped pack key of %d bytes: %w", len(wrapped), ErrUnauthenticated)
 	}
+	k.pgpMu.Lock()
 	md, err := openpgp.ReadMessage(bytes.NewReader(wrapped), openpgp.EntityList{k.dataSec}, nil, &packet.Config{})
 	if err != nil {
+		k.pgpMu.Unlock()
 		return nil, fmt.Errorf("crypto: unwrap pack key: %w", ErrUnauthenticated)
 	}
 	pk, err := io.ReadAll(io.LimitReader(md.UnverifiedBody, KeySize+1))
+	k.pgpMu.Unlock()
 	if err != nil || len(pk) != KeySize {
 		return nil, fmt.Errorf("crypto: unwrap pack key: %w", ErrUnauthenticated)
 	}

@@ -142,10 +142,7 @@ func (a *Archiver) BackupPaths(ctx context.Context, paths []string, meta Meta) (
 		if _, err := os.Lstat(ap); err != nil {
 			return nil, fmt.Errorf("archiver: %w", err)
 		}
-		name := filepath.Base(ap)
-		if ap == "/" {
-			name = "root"
-		}
+		name := rootName(ap)
 		if other, ok := seen[name]; ok {
 			return nil, fmt.Errorf("archiver: %s and %s would have the same name %q in the snapshot", other, ap, name)
 		}
@@ -154,6 +151,9 @@ func (a *Archiver) BackupPaths(ctx context.Context, paths []string, meta Meta) (
 	}
 	sort.Strings(abs)
 	meta.Paths = abs
+	// The root tree lists the paths by their names in the snapshot.
+	rootOrder := append([]string(nil), abs...)
+	sort.Slice(rootOrder, func(i, j int) bool { return rootName(rootOrder[i]) < rootName(rootOrder[j]) })
 	started := a.o.Now()
 	a.start(ctx)
 
@@ -172,11 +172,8 @@ func (a *Archiver) BackupPaths(ctx context.Context, paths []string, meta Meta) (
 	a.g.Go(func() error {
 		defer close(walkDone)
 		defer close(a.jobs)
-		for _, ap := range abs {
-			name := filepath.Base(ap)
-			if ap == "/" {
-				name = "root"
-			}
+		for _, ap := range rootOrder {
+			name := rootName(ap)
 			var old *snapshot.Node
 			if parentRoot != nil {
 				old = parentRoot.Find(name)
@@ -187,7 +184,6 @@ func (a *Archiver) BackupPaths(ctx context.Context, paths []string, meta Meta) (
 			}
 			children = append(children, f)
 		}
-		sort.Slice(children, func(i, j int) bool { return children[i].node.Name < children[j].node.Name })
 		return nil
 	})
 	a.g.Go(func() error {
@@ -207,6 +203,14 @@ func (a *Archiver) BackupPaths(ctx context.Context, paths []string, meta Meta) (
 		return nil, err
 	}
 	return sn, nil
+}
+
+// rootName is the name of an absolute path in the snapshot's root tree.
+func rootName(abs string) string {
+	if abs == "/" {
+		return "root"
+	}
+	return filepath.Base(abs)
 }
 
 // saveNode starts saving path and returns its future. Only errors that
