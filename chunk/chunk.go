@@ -21,6 +21,7 @@ import (
 	"io"
 	"runtime"
 	"sort"
+	"strconv"
 	"sync"
 
 	"github.com/restic/chunker"
@@ -66,8 +67,8 @@ func RandomPolynomial() (Pol, error) { return chunker.RandomPolynomial() }
 // ParsePolynomial decodes a polynomial in the hex form Pol.String prints and
 // checks that it is one the chunker accepts.
 func ParsePolynomial(s string) (Pol, error) {
-	var v uint64
-	if _, err := fmt.Sscanf(s, "%x", &v); err != nil {
+	v, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
 		return 0, fmt.Errorf("chunk: polynomial %q: %w", s, err)
 	}
 	p := Pol(v)

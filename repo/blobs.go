@@ -28,6 +28,25 @@ type packerPool struct {
 	free []*pack.Writer
 }
 
+// MaxTreeSize bounds the plaintext of a tree blob (a directory of a few
+// hundred thousand entries); data blobs are bounded by chunk.MaxSize.
+const MaxTreeSize = 64 << 20
+
+// MaxRawSize is the largest plaintext a blob of type t may have.
+func MaxRawSize(t pack.BlobType) int {
+	if t == pack.TreeBlob {
+		return MaxTreeSize
+	}
+	return chunk.MaxSize
+}
+
+// MaxStoredSize is the largest stored form a blob of type t may have: its
+// plaintext stored uncompressed (writers never store a larger zstd frame),
+// the compression byte and the seal.
+func MaxStoredSize(t pack.BlobType) int {
+	return MaxRawSize(t) + 1 + crypto.Overhead
+}
+
 // SaveResult tells what SaveBlob did.
 type SaveResult struct {
 	ID     id.ID
@@ -49,6 +68,9 @@ func (r *Repository) SaveBlob(ctx context.Context, t pack.BlobType, plaintext []
 // SaveBlobWithID is SaveBlob for a caller that computed the ID already.
 func (r *Repository) SaveBlobWithID(ctx context.Context, t pack.BlobType, bid id.ID, plaintext []byte) (SaveResult, error) {
 	res := SaveResult{ID: bid}
+	if len(plaintext) > MaxRawSize(t) {
+		return res, fmt.Errorf("repo: %s blob of %d bytes exceeds the limit of %d", t, len(plaintext), MaxRawSize(t))
+	}
 	if r.idx.Has(t, bid) {
 		res.Known = true
 		return res, nil
@@ -323,6 +345,9 @@ func (r *Repository) loadFrom(ctx context.Context, bid id.ID, loc index.Location
 		}
 		return nil, berr(fmt.Errorf("%w: pack key: %v", ErrInvalidData, err))
 	}
+	if int64(loc.Length) > int64(MaxStoredSize(loc.Type)) || int64(loc.RawLength) > int64(MaxRawSize(loc.Type)) {
+		return nil, berr(fmt.Errorf("%w: index claims a blob of %d bytes", ErrInvalidData, loc.Length))
+	}
 	stored := make([]byte, 0, loc.Length)
 	err = r.be.Load(ctx, backends.Handle{Type: backends.PackFile, Name: loc.Pack.ID.String()}, int(loc.Length), int64(loc.Offset),
 		func(rd io.Reader) error {
@@ -340,7 +365,12 @@ func (r *Repository) loadFrom(ctx context.Context, bid id.ID, loc index.Location
 	if len(stored) != int(loc.Length) {
 		return nil, berr(fmt.Errorf("%w: read %d of %d bytes", ErrInvalidData, len(stored), loc.Length))
 	}
-	return r.OpenBlob(a, loc.Type, bid, stored, loc.RawLength, buf)
+	out, err := r.OpenBlob(a, loc.Type, bid, stored, loc.RawLength, buf)
+	var be *BlobError
+	if errors.As(err, &be) && be.Pack.IsNull() {
+		be.Pack = loc.Pack.ID
+	}
+	return out, err
 }
 
 // OpenBlob decrypts, decompresses and verifies one stored blob. It
@@ -362,7 +392,7 @@ func (r *Repository) OpenBlob(a *crypto.AEAD, t pack.BlobType, bid id.ID, stored
 	case pack.CompressionNone:
 		out = append(buf[:0], payload[1:]...)
 	case pack.CompressionZstd:
-		if rawLength > 64<<20 {
+		if int64(rawLength) > int64(MaxRawSize(t)) {
 			return nil, berr(fmt.Errorf("%w: raw length %d", ErrInvalidData, rawLength))
 		}
 		if cap(buf) < int(rawLength) {

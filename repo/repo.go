@@ -200,8 +200,9 @@ func newRepository(be backends.Backend, keys *crypto.Keys, keyName string, o Opt
 	if err != nil {
 		panic(err) // only on invalid options, which are constant here
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(chunk.MaxSize+1<<20),
-		zstd.WithDecoderMaxWindow(chunk.MaxSize+1<<20))
+	// Decoded sizes are also checked per blob against MaxRawSize before decoding.
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxTreeSize+1<<20),
+		zstd.WithDecoderMaxWindow(MaxTreeSize+1<<20))
 	if err != nil {
 		panic(err)
 	}

@@ -72,6 +72,9 @@ func Decode(b []byte) (*Snapshot, error) {
 	if err := dec.Decode(&sn); err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
+	if len(bytes.TrimSpace(b[dec.InputOffset():])) != 0 {
+		return nil, errors.New("snapshot: trailing data")
+	}
 	if sn.Tree.IsNull() {
 		return nil, errors.New("snapshot: no tree")
 	}

@@ -168,9 +168,10 @@ func DecodeTree(b []byte) (*Tree, error) {
 	if err := dec.Decode(&t); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidTree, err)
 	}
-	if dec.More() {
+	if len(bytes.TrimSpace(b[dec.InputOffset():])) != 0 {
 		return nil, fmt.Errorf("%w: trailing data", ErrInvalidTree)
 	}
+
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}

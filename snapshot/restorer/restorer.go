@@ -436,6 +436,9 @@ func (rs *restorer) restorePack(ctx context.Context, refs []blobRef) error {
 					}
 					pos += skip
 				}
+				if int64(loc.Length) > int64(repo.MaxStoredSize(pack.DataBlob)) {
+					return fmt.Errorf("%w: index claims a blob of %d bytes in pack %s", repo.ErrInvalidData, loc.Length, p.ID.Str())
+				}
 				if cap(stored) < int(loc.Length) {
 					stored = make([]byte, loc.Length)
 				}
