@@ -164,6 +164,9 @@ func (r *Repository) uploadPack(ctx context.Context, w *pack.Writer) error {
 	data, h := w.Finish(r.keys.Meta)
 	name := id.Hash(data)
 	handle := backends.Handle{Type: backends.PackFile, Name: name.String()}
+	if m, ok := r.be.(treePackMarker); ok && h.Kind == pack.TreeBlob {
+		m.MarkTreePacks([]string{handle.Name})
+	}
 	if err := r.be.Save(ctx, handle, backends.NewByteReader(data)); err != nil {
 		return fmt.Errorf("repo: save pack %s: %w", name.Str(), err)
 	}
@@ -230,6 +233,12 @@ func (r *Repository) writeIndex(ctx context.Context) error {
 	return nil
 }
 
+// treePackMarker is implemented by a metadata cache (backends/cache) that
+// keeps tree packs too once told which packs hold trees.
+type treePackMarker interface {
+	MarkTreePacks(names []string)
+}
+
 // IndexProblem names an index file that could not be loaded.
 type IndexProblem struct {
 	Name id.ID
@@ -288,9 +297,19 @@ func (r *Repository) LoadIndex(ctx context.Context) ([]IndexProblem, error) {
 			superseded[s] = true
 		}
 	}
+	m, mark := r.be.(treePackMarker)
 	for name, f := range files {
 		if superseded[name] {
 			continue
+		}
+		if mark {
+			var trees []string
+			for _, p := range f.Packs {
+				if p.Kind == pack.TreeBlob {
+					trees = append(trees, p.ID.String())
+				}
+			}
+			m.MarkTreePacks(trees)
 		}
 		r.idx.AddFile(f)
 		r.mu.Lock()
