@@ -66,7 +66,11 @@ type bodyConfig struct {
 
 // Options configure opening or creating a repository.
 type Options struct {
-	// Passphrase unlocks a passphrase key file.
+	// Unlocker opens key files: a passphrase, a GPG secret key, or gpg and
+	// its agent. When nil, Passphrase is used.
+	Unlocker crypto.Unlocker
+	// Passphrase unlocks a passphrase key file (when Unlocker is nil), and
+	// protects the first key file at Init (when there are no Recipients).
 	Passphrase []byte
 	// Workers bounds concurrent compression and encryption; 0 means GOMAXPROCS.
 	Workers int
@@ -81,6 +85,9 @@ type InitOptions struct {
 	Options
 	// S2K selects the passphrase stretching of the first key file.
 	S2K crypto.S2K
+	// Recipients, when set, are the GPG public keys the first (full) key
+	// file is encrypted to, instead of a passphrase.
+	Recipients []*crypto.Recipient
 	// Chunker overrides the default size profile.
 	Chunker *chunk.Params
 	// PackSize overrides the default data pack size.
@@ -91,14 +98,15 @@ type InitOptions struct {
 
 // Repository is an open repository. Safe for concurrent use.
 type Repository struct {
-	be      backends.Backend
-	cfg     Config
-	keys    *crypto.Keys
-	keyName string
-	idx     *index.Index
-	log     *slog.Logger
-	now     func() time.Time
-	workers int
+	be       backends.Backend
+	cfg      Config
+	keys     *crypto.Keys
+	keyName  string
+	unlocker crypto.Unlocker // what opened the key file; nil after Init
+	idx      *index.Index
+	log      *slog.Logger
+	now      func() time.Time
+	workers  int
 
 	zenc *zstd.Encoder
 	zdec *zstd.Decoder
@@ -139,12 +147,7 @@ func Init(ctx context.Context, be backends.Backend, o InitOptions) (*Repository,
 	} else if !errors.Is(err, backends.ErrNotExist) {
 		return nil, fmt.Errorf("repo: init %s: %w", be.Location(), err)
 	}
-	if c, ok := be.(backends.Creator); ok {
-		if err := c.Create(ctx); err != nil {
-			return nil, fmt.Errorf("repo: init %s: %w", be.Location(), err)
-		}
-	}
-	if len(o.Passphrase) == 0 {
+	if len(o.Passphrase) == 0 && len(o.Recipients) == 0 {
 		return nil, errors.New("repo: init: empty passphrase")
 	}
 	repoID := id.Hash(crypto.NewPackKey()).String()
@@ -177,11 +180,22 @@ func Init(ctx context.Context, be backends.Backend, o InitOptions) (*Repository,
 	if err != nil {
 		return nil, err
 	}
-	keyFile, err := crypto.EncryptWithPassphrase(sec, o.Passphrase, o.S2K)
+	var keyFile []byte
+	if len(o.Recipients) > 0 {
+		keyFile, err = crypto.EncryptToRecipients(sec, o.Recipients, now)
+	} else {
+		keyFile, err = crypto.EncryptWithPassphrase(sec, o.Passphrase, o.S2K)
+	}
 	if err != nil {
 		return nil, err
 	}
 	keyName := id.Hash(keyFile).String()
+	// Nothing is written before every input is checked.
+	if c, ok := be.(backends.Creator); ok {
+		if err := c.Create(ctx); err != nil {
+			return nil, fmt.Errorf("repo: init %s: %w", be.Location(), err)
+		}
+	}
 	// The key first: a config without a key would be a repository nobody can open.
 	if err := be.Save(ctx, backends.Handle{Type: backends.KeyFile, Name: keyName}, backends.NewByteReader(keyFile)); err != nil {
 		return nil, fmt.Errorf("repo: save key: %w", err)
@@ -211,6 +225,61 @@ func newRepository(be backends.Backend, keys *crypto.Keys, keyName string, o Opt
 	r.packers[pack.DataBlob] = &packerPool{}
 	r.packers[pack.TreeBlob] = &packerPool{}
 	return r
+}
+
+// unlocker returns the unlocker the options name.
+func (o *Options) unlocker() crypto.Unlocker {
+	if o.Unlocker != nil {
+		return o.Unlocker
+	}
+	return crypto.Passphrase(o.Passphrase)
+}
+
+// unlockKeyFile loads the key file keys/name and opens it with u.
+func unlockKeyFile(ctx context.Context, be backends.Backend, u crypto.Unlocker, name string) (*crypto.Secrets, error) {
+	raw, err := loadKeyFile(ctx, be, name)
+	if err != nil {
+		return nil, err
+	}
+	sec, err := u.Unlock(ctx, raw)
+	if err != nil && !crypto.IsNotForUnlocker(err) && !errors.Is(err, crypto.ErrWrongKeyPassphrase) && ctx.Err() == nil {
+		err = fmt.Errorf("repo: key file keys/%s: %w", name, err)
+	}
+	return sec, err
+}
+
+// loadKeyFile loads keys/name, bounded by crypto.MaxKeyFileSize.
+func loadKeyFile(ctx context.Context, be backends.Backend, name string) ([]byte, error) {
+	h := backends.Handle{Type: backends.KeyFile, Name: name}
+	fi, err := be.Stat(ctx, h)
+	if err != nil {
+		return nil, fmt.Errorf("repo: load key %s: %w", name, err)
+	}
+	if fi.Size > crypto.MaxKeyFileSize {
+		return nil, fmt.Errorf("repo: key file keys/%s: %w: %d bytes", name, ErrInvalidData, fi.Size)
+	}
+	raw, err := backends.LoadAll(ctx, be, h)
+	if err != nil {
+		return nil, fmt.Errorf("repo: load key %s: %w", name, err)
+	}
+	return raw, nil
+}
+
+// noKeyError says that no key file opened; it is ErrWrongPassword to errors.Is.
+type noKeyError struct {
+	msg string
+	err error
+}
+
+func (e *noKeyError) Error() string        { return e.msg }
+func (e *noKeyError) Is(target error) bool { return target == ErrWrongPassword }
+func (e *noKeyError) Unwrap() error        { return e.err }
+
+func noKeyMessage(u crypto.Unlocker, tried int) string {
+	if _, ok := u.(crypto.Passphrase); ok {
+		return fmt.Sprintf("%s (tried %d key files)", ErrWrongPassword, tried)
+	}
+	return fmt.Sprintf("repo: no key file is encrypted to %s (tried %d key files)", u, tried)
 }
 
 // ReadConfigVersion loads the config and checks its format version without keys.
@@ -258,42 +327,43 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 	if err != nil {
 		return nil, fmt.Errorf("repo: list keys: %w", err)
 	}
+	u := o.unlocker()
 	var keys *crypto.Keys
 	var keyName string
-	var lastErr error = ErrWrongPassword
+	var lastErr error
 	for _, name := range names {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		raw, err := backends.LoadAll(ctx, be, backends.Handle{Type: backends.KeyFile, Name: name})
+		sec, err := unlockKeyFile(ctx, be, u, name)
+		if crypto.IsNotForUnlocker(err) {
+			continue
+		}
+		if errors.Is(err, crypto.ErrWrongKeyPassphrase) {
+			// The key file is for this key, but its passphrase is wrong:
+			// every other key file would fail the same way.
+			return nil, &noKeyError{msg: err.Error(), err: err}
+		}
+		if err == nil && sec.Repository != oc.ID {
+			err = fmt.Errorf("repo: key file keys/%s belongs to another repository (%s), not to this one (%s)", name, sec.Repository[:8], oc.ID[:8])
+		}
+		if err == nil {
+			if keys, err = crypto.NewKeys(sec); err != nil {
+				err = fmt.Errorf("repo: key file keys/%s: %w", name, err)
+			}
+		}
 		if err != nil {
-			lastErr = fmt.Errorf("repo: load key %s: %w", name, err)
-			continue
-		}
-		sec, err := crypto.DecryptWithPassphrase(raw, o.Passphrase)
-		if errors.Is(err, crypto.ErrWrongPassphrase) {
-			continue
-		}
-		if err != nil {
-			lastErr = fmt.Errorf("repo: key file keys/%s: %w", name, err)
-			continue
-		}
-		if sec.Repository != oc.ID {
-			lastErr = fmt.Errorf("repo: key file keys/%s belongs to repository %s, not %s", name, sec.Repository[:8], oc.ID[:8])
-			continue
-		}
-		if keys, err = crypto.NewKeys(sec); err != nil {
-			lastErr = fmt.Errorf("repo: key file keys/%s: %w", name, err)
+			lastErr = err
 			continue
 		}
 		keyName = name
 		break
 	}
 	if keys == nil {
-		if errors.Is(lastErr, ErrWrongPassword) {
-			return nil, fmt.Errorf("%w (tried %d key files)", ErrWrongPassword, len(names))
+		if lastErr != nil {
+			return nil, lastErr
 		}
-		return nil, lastErr
+		return nil, &noKeyError{msg: noKeyMessage(u, len(names))}
 	}
 	body, err := base64.StdEncoding.DecodeString(oc.Body)
 	if err != nil {
@@ -317,6 +387,7 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 		return nil, fmt.Errorf("%w: pack size %d", ErrInvalidData, bc.PackSize)
 	}
 	r := newRepository(be, keys, keyName, o)
+	r.unlocker = u
 	r.cfg = Config{Version: oc.Version, ID: oc.ID, Created: bc.Created, Chunker: bc.Chunker, Compression: bc.Compression, PackSize: bc.PackSize}
 	return r, nil
 }
@@ -332,6 +403,10 @@ func (r *Repository) Keys() *crypto.Keys { return r.keys }
 
 // KeyName is the name of the key file that opened the repository.
 func (r *Repository) KeyName() string { return r.keyName }
+
+// Unlocker returns what opened the key file; nil for a repository just
+// created by Init.
+func (r *Repository) Unlocker() crypto.Unlocker { return r.unlocker }
 
 // CanRead reports whether the key can read file content.
 func (r *Repository) CanRead() bool { return r.keys.CanRead() }

@@ -135,11 +135,15 @@ type globals struct {
 	repo            string
 	passwordFile    string
 	passwordCommand string
-	json            bool
-	verbose         int
-	stdin           io.Reader
-	stdout, stderr  io.Writer
-	log             *slog.Logger
+	// Unlocking with GPG keys instead of the passphrase.
+	gpgSecretKey      string
+	gpgPassphraseFile string
+	gpgAgent          bool
+	json              bool
+	verbose           int
+	stdin             io.Reader
+	stdout, stderr    io.Writer
+	log               *slog.Logger
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
@@ -157,6 +161,12 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				Usage: "read the passphrase from this file"},
 			&cli.StringFlag{Name: "password-command", EnvVars: []string{"HOARD_PASSWORD_COMMAND"}, Destination: &g.passwordCommand,
 				Usage: "run this shell command and read the passphrase from its output"},
+			&cli.StringFlag{Name: "gpg-secret-key", EnvVars: []string{"HOARD_GPG_SECRET_KEY"}, Destination: &g.gpgSecretKey,
+				Usage: "open key files encrypted to this GPG secret key (a file as gpg --export-secret-keys writes it)"},
+			&cli.StringFlag{Name: "gpg-passphrase-file", EnvVars: []string{"HOARD_GPG_PASSPHRASE_FILE"}, Destination: &g.gpgPassphraseFile,
+				Usage: "read the passphrase of the --gpg-secret-key from this file (else a prompt)"},
+			&cli.BoolFlag{Name: "gpg-agent", EnvVars: []string{"HOARD_GPG_AGENT"}, Destination: &g.gpgAgent,
+				Usage: "open key files with `gpg --decrypt` and its agent (smartcards, keys held by gpg-agent; uses GNUPGHOME)"},
 			&cli.BoolFlag{Name: "json", Destination: &g.json, Usage: "print machine-readable JSON"},
 			&cli.BoolFlag{Name: "verbose", Usage: "print more"},
 		},
@@ -176,7 +186,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: []*cli.Command{
 			initCommand(g), backupCommand(g), snapshotsCommand(g), lsCommand(g), restoreCommand(g),
-			dumpCommand(g), catCommand(g), checkCommand(g), unlockCommand(g),
+			dumpCommand(g), catCommand(g), checkCommand(g), unlockCommand(g), keyCommand(g),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

@@ -13,41 +13,59 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hoard-backup/hoard/repo"
+	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/lock"
 )
 
-// password returns the passphrase from the file, the command, or a prompt.
+// password returns the repository passphrase from the file, the command,
+// or a prompt.
 func (g *globals) password(ctx context.Context, confirm bool) ([]byte, error) {
+	return readSecret(ctx, secretSource{file: g.passwordFile, command: g.passwordCommand,
+		what: "passphrase for repository", hint: "set HOARD_PASSWORD_FILE or HOARD_PASSWORD_COMMAND"}, confirm)
+}
+
+// secretSource says where a passphrase comes from: a file, a command, or a
+// prompt on the terminal.
+type secretSource struct {
+	file, command string
+	what          string // "passphrase for repository"
+	hint          string // how to give it without a terminal
+}
+
+func readSecret(ctx context.Context, src secretSource, confirm bool) ([]byte, error) {
 	switch {
-	case g.passwordFile != "":
-		b, err := os.ReadFile(g.passwordFile)
+	case src.file != "":
+		b, err := os.ReadFile(src.file)
 		if err != nil {
-			return nil, fmt.Errorf("password file: %w", err)
+			return nil, fmt.Errorf("%s: %w", src.what, err)
 		}
 		return firstLine(b), nil
-	case g.passwordCommand != "":
-		cmd := exec.CommandContext(ctx, "sh", "-c", g.passwordCommand)
+	case src.command != "":
+		cmd := exec.CommandContext(ctx, "sh", "-c", src.command)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
-			return nil, fmt.Errorf("password command: %v: %s", err, strings.TrimSpace(stderr.String()))
+			return nil, fmt.Errorf("%s: command: %v: %s", src.what, err, strings.TrimSpace(stderr.String()))
 		}
 		return firstLine(out), nil
 	}
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil || !term.IsTerminal(int(tty.Fd())) {
-		return nil, usagef("no passphrase: set HOARD_PASSWORD_FILE or HOARD_PASSWORD_COMMAND, or run on a terminal")
+		if tty != nil {
+			tty.Close()
+		}
+		return nil, usagef("no %s: %s, or run on a terminal", src.what, src.hint)
 	}
 	defer tty.Close()
-	fmt.Fprint(tty, "enter passphrase for repository: ")
+	fmt.Fprintf(tty, "enter %s: ", src.what)
 	p, err := term.ReadPassword(int(tty.Fd()))
 	fmt.Fprintln(tty)
 	if err != nil {
 		return nil, err
 	}
 	if confirm {
-		fmt.Fprint(tty, "enter passphrase again: ")
+		fmt.Fprint(tty, "enter it again: ")
 		p2, err := term.ReadPassword(int(tty.Fd()))
 		fmt.Fprintln(tty)
 		if err != nil {
@@ -58,6 +76,37 @@ func (g *globals) password(ctx context.Context, confirm bool) ([]byte, error) {
 		}
 	}
 	return p, nil
+}
+
+// unlocker returns what opens the repository's key files: the GPG secret
+// key (--gpg-secret-key), gpg and its agent (--gpg-agent), or else the
+// repository passphrase.
+func (g *globals) unlocker(ctx context.Context) (crypto.Unlocker, error) {
+	switch {
+	case g.gpgAgent && g.gpgSecretKey != "":
+		return nil, usagef("--gpg-agent and --gpg-secret-key exclude each other")
+	case g.gpgAgent:
+		return &crypto.GPGCommand{}, nil
+	case g.gpgSecretKey != "":
+		data, err := os.ReadFile(g.gpgSecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("--gpg-secret-key: %w", err)
+		}
+		var sk *crypto.SecretKeys
+		sk, err = crypto.ReadSecretKeys(data, func() ([]byte, error) {
+			return readSecret(ctx, secretSource{file: g.gpgPassphraseFile, what: "passphrase for " + sk.String(),
+				hint: "set HOARD_GPG_PASSPHRASE_FILE"}, false)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("--gpg-secret-key %s: %w", g.gpgSecretKey, err)
+		}
+		return sk, nil
+	}
+	pw, err := g.password(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	return crypto.Passphrase(pw), nil
 }
 
 func firstLine(b []byte) []byte {
@@ -88,12 +137,12 @@ func (g *globals) openRepo(ctx context.Context, o openOptions) (context.Context,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	pw, err := g.password(ctx, false)
+	u, err := g.unlocker(ctx)
 	if err != nil {
 		be.Close()
 		return nil, nil, nil, err
 	}
-	r, err := repo.Open(ctx, be, repo.Options{Passphrase: pw, Logger: g.log})
+	r, err := repo.Open(ctx, be, repo.Options{Unlocker: u, Logger: g.log})
 	if err != nil {
 		be.Close()
 		return nil, nil, nil, err

@@ -222,57 +222,21 @@ func EncryptWithPassphrase(s *Secrets, passphrase []byte, mode S2K) ([]byte, err
 // so that a hostile key file cannot make hoard allocate without bound.
 const maxArgon2MemoryExp = 20
 
-// checkS2K refuses passphrase messages whose argon2 parameters would cost
-// more memory than any key hoard writes could justify. It reads the first
-// packet only.
-func checkS2K(msg []byte) error {
-	p, err := packet.NewReader(bytes.NewReader(msg)).Next()
+// dearmor returns the binary form of an ASCII-armored OpenPGP message.
+func dearmor(msg []byte) ([]byte, bool) {
+	t := bytes.TrimLeft(msg, " \t\r\n")
+	if !bytes.HasPrefix(t, []byte("-----BEGIN PGP MESSAGE-----")) {
+		return nil, false
+	}
+	blk, err := armor.Decode(bytes.NewReader(t))
 	if err != nil {
-		return fmt.Errorf("crypto: key file is not an OpenPGP message: %w", err)
+		return nil, false
 	}
-	if _, ok := p.(*packet.SymmetricKeyEncrypted); !ok {
-		return nil
+	b, err := io.ReadAll(io.LimitReader(blk.Body, MaxKeyFileSize+1))
+	if err != nil || len(b) > MaxKeyFileSize {
+		return nil, false
 	}
-	// Re-read the raw packet: tag byte, length, version 4, cipher, s2k type.
-	body := rawFirstPacketBody(msg)
-	if len(body) >= 3 && body[0] == 4 && body[2] == 4 {
-		// version, cipher, s2k type 4 (argon2), salt[16], t, p, m
-		if len(body) < 3+16+3 {
-			return errors.New("crypto: key file: short argon2 parameters")
-		}
-		if m := body[3+16+2]; m > maxArgon2MemoryExp {
-			return fmt.Errorf("crypto: key file asks for 2^%d KiB of argon2 memory; refusing", m)
-		}
-	}
-	return nil
-}
-
-// rawFirstPacketBody returns the body of the first OpenPGP packet when it is
-// in the new format with a one- or two-octet length, else nil.
-func rawFirstPacketBody(msg []byte) []byte {
-	if len(msg) < 2 || msg[0]&0xC0 != 0xC0 {
-		if len(msg) >= 2 && msg[0]&0x80 != 0 && msg[0]&0x40 == 0 && msg[0]&3 == 0 {
-			// old format, one-octet length
-			n := int(msg[1])
-			if 2+n <= len(msg) {
-				return msg[2 : 2+n]
-			}
-		}
-		return nil
-	}
-	l := int(msg[1])
-	switch {
-	case l < 192:
-		if 2+l <= len(msg) {
-			return msg[2 : 2+l]
-		}
-	case l < 224 && len(msg) >= 3:
-		n := (l-192)<<8 + int(msg[2]) + 192
-		if 3+n <= len(msg) {
-			return msg[3 : 3+n]
-		}
-	}
-	return nil
+	return b, true
 }
 
 // DecryptWithPassphrase opens a passphrase key file. A wrong passphrase is
@@ -280,6 +244,9 @@ func rawFirstPacketBody(msg []byte) []byte {
 func DecryptWithPassphrase(msg, passphrase []byte) (*Secrets, error) {
 	if len(msg) > MaxKeyFileSize {
 		return nil, fmt.Errorf("crypto: key file of %d bytes is too large", len(msg))
+	}
+	if b, ok := dearmor(msg); ok {
+		msg = b
 	}
 	if err := checkS2K(msg); err != nil {
 		return nil, err

@@ -421,7 +421,8 @@ func (rs *restorer) restorePack(ctx context.Context, refs []blobRef) error {
 	end := int64(last.Offset) + int64(last.Length)
 	a, keyErr := rs.r.PackKey(p)
 	var stored, plain []byte
-	next := 0 // first ref not yet done
+	var stopErr error // from write: ends the restore
+	next := 0         // first ref not yet done
 	loadErr := rs.r.Backend().Load(ctx, backends.Handle{Type: backends.PackFile, Name: p.ID.String()}, int(end-start), start,
 		func(rd io.Reader) error {
 			pos := start
@@ -461,14 +462,18 @@ func (rs *restorer) restorePack(ctx context.Context, refs []blobRef) error {
 				}
 				// Every use of this blob (deduplicated content) at once.
 				for k := next; k < len(refs) && refs[k].loc.Offset == loc.Offset; k++ {
+					next = k + 1 // counted once, whatever write says
 					if e := rs.write(refs[k], plain, err); e != nil {
+						stopErr = e
 						return e
 					}
-					next = k + 1
 				}
 			}
 			return nil
 		})
+	if stopErr != nil {
+		return stopErr // a file failed and errors are not ignored
+	}
 	if loadErr != nil && ctx.Err() != nil {
 		return ctx.Err()
 	}
