@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"errors"
@@ -367,12 +366,22 @@ func (r *Repository) loadFrom(ctx context.Context, bid id.ID, loc index.Location
 	if int64(loc.Length) > int64(MaxStoredSize(loc.Type)) || int64(loc.RawLength) > int64(MaxRawSize(loc.Type)) {
 		return nil, berr(fmt.Errorf("%w: index claims a blob of %d bytes", ErrInvalidData, loc.Length))
 	}
-	stored := make([]byte, 0, loc.Length)
+	sp, _ := r.storedBufs.Get().(*[]byte)
+	if sp == nil {
+		sp = new([]byte)
+	}
+	defer r.storedBufs.Put(sp)
+	if cap(*sp) < int(loc.Length) {
+		*sp = make([]byte, loc.Length)
+	}
+	stored := (*sp)[:loc.Length]
 	err = r.be.Load(ctx, backends.Handle{Type: backends.PackFile, Name: loc.Pack.ID.String()}, int(loc.Length), int64(loc.Offset),
 		func(rd io.Reader) error {
-			b := bytes.NewBuffer(stored[:0])
-			_, err := b.ReadFrom(rd)
-			stored = b.Bytes()
+			n, err := io.ReadFull(rd, stored)
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				stored = stored[:n]
+				return nil
+			}
 			return err
 		})
 	if err != nil {

@@ -113,8 +113,9 @@ type Repository struct {
 
 	packers [2]*packerPool
 	// Buffers reused across blobs and packs, to keep memory flat.
-	payloads sync.Pool // *[]byte: compressed payloads
-	packBufs sync.Pool // *[]byte: pack buffers of stored packs
+	payloads   sync.Pool // *[]byte: compressed payloads
+	packBufs   sync.Pool // *[]byte: pack buffers of stored packs
+	storedBufs sync.Pool // *[]byte: stored blobs being loaded
 
 	mu        sync.Mutex
 	saving    map[blobKey]struct{} // blobs in packers or uploaded but not yet in an index file

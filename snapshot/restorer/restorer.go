@@ -668,7 +668,8 @@ func splitSlash(p string) []string {
 }
 
 // Dump writes the content of the file node n to w, loading up to workers
-// blobs ahead in parallel while writing in order.
+// blobs ahead in parallel while writing in order. Each slot of the window
+// keeps its buffer, so a long stream allocates nothing per blob.
 func Dump(ctx context.Context, r *repo.Repository, n *snapshot.Node, w io.Writer, workers int) error {
 	if n.Type != snapshot.TypeFile {
 		return fmt.Errorf("dump: %s is a %s, not a file", n.Name, n.Type)
@@ -677,46 +678,59 @@ func Dump(ctx context.Context, r *repo.Repository, n *snapshot.Node, w io.Writer
 		return repo.ErrWriteOnly
 	}
 	if workers <= 0 {
-		workers = 4
+		workers = 2 * r.Backend().Properties().Connections
 	}
-	type result struct {
-		data []byte
+	type slot struct {
+		id   id.ID
+		buf  []byte
 		err  error
+		done chan struct{}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	slots := make(chan chan result, workers)
+	free := make(chan *slot, workers)
+	for i := 0; i < workers; i++ {
+		free <- &slot{done: make(chan struct{}, 1)}
+	}
+	ordered := make(chan *slot, workers)
 	g.Go(func() error {
-		defer close(slots)
+		defer close(ordered)
 		for _, c := range n.Content {
-			ch := make(chan result, 1)
+			var s *slot
 			select {
 			case <-gctx.Done():
 				return gctx.Err()
-			case slots <- ch:
+			case s = <-free:
 			}
-			go func() {
-				data, err := r.LoadBlob(gctx, pack.DataBlob, c, nil)
-				ch <- result{data, err}
-			}()
+			s.id = c
+			g.Go(func() error {
+				s.buf, s.err = r.LoadBlob(gctx, pack.DataBlob, s.id, s.buf)
+				s.done <- struct{}{}
+				return nil
+			})
+			select {
+			case <-gctx.Done():
+				return gctx.Err()
+			case ordered <- s:
+			}
 		}
 		return nil
 	})
 	g.Go(func() error {
 		var written uint64
-		for ch := range slots {
-			var res result
+		for s := range ordered {
 			select {
 			case <-gctx.Done():
 				return gctx.Err()
-			case res = <-ch:
+			case <-s.done:
 			}
-			if res.err != nil {
-				return res.err
+			if s.err != nil {
+				return s.err
 			}
-			if _, err := w.Write(res.data); err != nil {
+			if _, err := w.Write(s.buf); err != nil {
 				return err
 			}
-			written += uint64(len(res.data))
+			written += uint64(len(s.buf))
+			free <- s
 		}
 		if written != n.Size {
 			return fmt.Errorf("dump: %w: %d bytes, snapshot says %d", repo.ErrInvalidData, written, n.Size)
