@@ -66,11 +66,21 @@ func (r *Repository) SaveBlob(ctx context.Context, t pack.BlobType, plaintext []
 
 // SaveBlobWithID is SaveBlob for a caller that computed the ID already.
 func (r *Repository) SaveBlobWithID(ctx context.Context, t pack.BlobType, bid id.ID, plaintext []byte) (SaveResult, error) {
+	return r.saveBlob(ctx, t, bid, plaintext, false)
+}
+
+// saveBlob is SaveBlobWithID; force stores the blob even when the index
+// knows it already (Repack moves blobs out of packs that will be deleted).
+// A blob being saved is still stored once.
+func (r *Repository) saveBlob(ctx context.Context, t pack.BlobType, bid id.ID, plaintext []byte, force bool) (SaveResult, error) {
 	res := SaveResult{ID: bid}
+	if err := r.uploadError(); err != nil {
+		return res, err
+	}
 	if len(plaintext) > MaxRawSize(t) {
 		return res, fmt.Errorf("repo: %s blob of %d bytes exceeds the limit of %d", t, len(plaintext), MaxRawSize(t))
 	}
-	if r.idx.Has(t, bid) {
+	if !force && r.idx.Has(t, bid) {
 		res.Known = true
 		return res, nil
 	}
@@ -158,9 +168,42 @@ func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
 	return pack.NewWriter(t, pk, wrapped, buf)
 }
 
-// uploadPack finishes w, stores it and adds it to the in-memory index.
+// uploadPack finishes w and stores it in the background: at most
+// Options.Uploads packs are in flight, and the caller waits for a slot. An
+// upload's error is returned by a later SaveBlob or by Flush.
 func (r *Repository) uploadPack(ctx context.Context, w *pack.Writer) error {
 	data, h := w.Finish(r.keys.Meta)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case r.uploadSem <- struct{}{}:
+	}
+	r.uploads.Add(1)
+	// An upload once started finishes (Flush waits for it), so it does not
+	// end with the context of whichever worker happened to fill the pack.
+	uctx := context.WithoutCancel(ctx)
+	go func() {
+		defer r.uploads.Done()
+		defer func() { <-r.uploadSem }()
+		if err := r.storePack(uctx, data, h); err != nil {
+			r.mu.Lock()
+			if r.uploadErr == nil {
+				r.uploadErr = err
+			}
+			r.mu.Unlock()
+		}
+	}()
+	return r.uploadError()
+}
+
+func (r *Repository) uploadError() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.uploadErr
+}
+
+// storePack saves a finished pack and adds it to the in-memory index.
+func (r *Repository) storePack(ctx context.Context, data []byte, h pack.Header) error {
 	name := id.Hash(data)
 	handle := backends.Handle{Type: backends.PackFile, Name: name.String()}
 	if m, ok := r.be.(treePackMarker); ok && h.Kind == pack.TreeBlob {
@@ -184,9 +227,9 @@ func (r *Repository) uploadPack(ctx context.Context, w *pack.Writer) error {
 	return nil
 }
 
-// Flush uploads every open pack and writes an index file naming every pack
-// saved since the last one. Call it before saving a snapshot that refers to
-// the blobs.
+// Flush uploads every open pack, waits for all uploads, and writes an index
+// file naming every pack saved since the last one. Call it before saving a
+// snapshot that refers to the blobs.
 func (r *Repository) Flush(ctx context.Context) error {
 	for _, t := range []pack.BlobType{pack.DataBlob, pack.TreeBlob} {
 		pool := r.packers[t]
@@ -199,9 +242,14 @@ func (r *Repository) Flush(ctx context.Context) error {
 				continue
 			}
 			if err := r.uploadPack(ctx, w); err != nil {
+				r.uploads.Wait()
 				return err
 			}
 		}
+	}
+	r.uploads.Wait()
+	if err := r.uploadError(); err != nil {
+		return err
 	}
 	return r.writeIndex(ctx)
 }

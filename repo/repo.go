@@ -74,6 +74,9 @@ type Options struct {
 	Passphrase []byte
 	// Workers bounds concurrent compression and encryption; 0 means GOMAXPROCS.
 	Workers int
+	// Uploads bounds the packs being stored at once (each holds its pack in
+	// memory); 0 means 2. Remote backends with latency want more.
+	Uploads int
 	// Logger receives debug and progress messages; nil discards them.
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
@@ -113,7 +116,11 @@ type Repository struct {
 
 	packers [2]*packerPool
 	// Buffers reused across blobs and packs, to keep memory flat.
-	payloads   sync.Pool // *[]byte: compressed payloads
+	payloads  sync.Pool      // *[]byte: compressed payloads
+	uploadSem chan struct{}  // a slot per pack being stored
+	uploads   sync.WaitGroup // packs being stored
+	uploadErr error          // the first failed upload (under mu)
+
 	packBufs   sync.Pool // *[]byte: pack buffers of stored packs
 	storedBufs sync.Pool // *[]byte: stored blobs being loaded
 
@@ -137,6 +144,9 @@ func (o *Options) fill() {
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Uploads <= 0 {
+		o.Uploads = 2
 	}
 }
 
@@ -222,7 +232,8 @@ func newRepository(be backends.Backend, keys *crypto.Keys, keyName string, o Opt
 		panic(err)
 	}
 	r := &Repository{be: be, keys: keys, keyName: keyName, idx: index.New(), log: o.Logger, now: o.Now,
-		workers: o.Workers, zenc: enc, zdec: dec, saving: map[blobKey]struct{}{}, indexed: map[id.ID]struct{}{}}
+		workers: o.Workers, zenc: enc, zdec: dec, saving: map[blobKey]struct{}{}, indexed: map[id.ID]struct{}{},
+		uploadSem: make(chan struct{}, max(o.Uploads, 1))}
 	r.packers[pack.DataBlob] = &packerPool{}
 	r.packers[pack.TreeBlob] = &packerPool{}
 	return r
@@ -420,6 +431,7 @@ func (r *Repository) Index() *index.Index { return r.idx }
 
 // Close releases resources; it does not flush.
 func (r *Repository) Close() error {
+	r.uploads.Wait() // uploads own pack buffers; let them end first
 	r.zdec.Close()
 	return r.be.Close()
 }
