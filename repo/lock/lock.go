@@ -46,6 +46,12 @@ func (i Info) Stale(now time.Time, host string) bool {
 	if now.Sub(i.Time) > StaleAfter {
 		return true
 	}
+	return i.Dead(host)
+}
+
+// Dead reports whether the lock names a process of this host (host) that
+// no longer runs: its holder can write nothing more.
+func (i Info) Dead(host string) bool {
 	if i.Host == host && i.PID > 0 {
 		if err := syscall.Kill(i.PID, 0); errors.Is(err, syscall.ESRCH) {
 			return true
@@ -96,8 +102,35 @@ func List(ctx context.Context, r *repo.Repository) (map[id.ID]Info, error) {
 // returned context is cancelled when a refresh fails, so that work stops
 // before the lock could go stale (after restic's LockRepo).
 func Lock(ctx context.Context, r *repo.Repository, exclusive bool, now func() time.Time) (context.Context, func(), error) {
-	host, _ := os.Hostname()
-	info := Info{Exclusive: exclusive, Host: host, Username: os.Getenv("USER"), PID: os.Getpid(), Nonce: hex.EncodeToString(crypto.NewPackKey()[:16])}
+	return LockWith(ctx, r, exclusive, Options{Now: now})
+}
+
+// Options configure LockWith; zero fields take the defaults.
+type Options struct {
+	Now             func() time.Time // time.Now
+	RefreshInterval time.Duration    // RefreshInterval
+	Host            string           // os.Hostname()
+	PID             int              // os.Getpid()
+}
+
+// LockWith is Lock with the clock, refresh interval and identity given
+// (tests use it).
+func LockWith(ctx context.Context, r *repo.Repository, exclusive bool, o Options) (context.Context, func(), error) {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	if o.RefreshInterval <= 0 {
+		o.RefreshInterval = RefreshInterval
+	}
+	host := o.Host
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	if o.PID == 0 {
+		o.PID = os.Getpid()
+	}
+	info := Info{Exclusive: exclusive, Host: host, Username: os.Getenv("USER"), PID: o.PID, Nonce: hex.EncodeToString(crypto.NewPackKey()[:16])}
 	write := func() (id.ID, error) {
 		info.Time = now().UTC()
 		b, _ := json.Marshal(info)
@@ -136,7 +169,7 @@ func Lock(ctx context.Context, r *repo.Repository, exclusive bool, now func() ti
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(RefreshInterval)
+		t := time.NewTicker(o.RefreshInterval)
 		defer t.Stop()
 		for {
 			select {

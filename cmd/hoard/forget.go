@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hoard-backup/hoard/backends"
+	"github.com/hoard-backup/hoard/snapshot"
+)
+
+type forgetOptions struct {
+	last, hourly, daily, weekly, monthly, yearly int
+	within                                       string
+	keepTags                                     cli.StringSlice
+	groupBy                                      string
+	dryRun                                       bool
+	prune                                        bool
+	maxUnused                                    string
+}
+
+func forgetCommand(g *globals) *cli.Command {
+	o := &forgetOptions{}
+	n := func(name, alias, what string, dst *int) cli.Flag {
+		return &cli.IntFlag{Name: name, Aliases: []string{alias}, Destination: dst,
+			Usage: "keep the newest snapshot of each of the last N " + what + " (-1: all)"}
+	}
+	return &cli.Command{
+		Name:      "forget",
+		Usage:     "remove snapshots by a retention policy, or by ID (the data stays until prune)",
+		ArgsUsage: "[SNAPSHOT...]",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "keep-last", Aliases: []string{"l"}, Destination: &o.last, Usage: "keep the N newest snapshots (-1: all)"},
+			n("keep-hourly", "H", "hours", &o.hourly),
+			n("keep-daily", "d", "days", &o.daily),
+			n("keep-weekly", "w", "weeks", &o.weekly),
+			n("keep-monthly", "m", "months", &o.monthly),
+			n("keep-yearly", "y", "years", &o.yearly),
+			&cli.StringFlag{Name: "keep-within", Destination: &o.within,
+				Usage: "keep snapshots newer than this before the group's newest snapshot (e.g. 7d, 2w, 1y2m3d, 36h)"},
+			&cli.StringSliceFlag{Name: "keep-tag", Destination: &o.keepTags,
+				Usage: "keep snapshots that have all of these comma-separated tags (repeatable)"},
+			&cli.StringFlag{Name: "group-by", Value: "host,paths", Destination: &o.groupBy,
+				Usage: "apply the policy to each group of snapshots with equal `FIELDS` (host, paths, tags, source; \"\" for one group)"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Destination: &o.dryRun, Usage: "only show what would be removed"},
+			&cli.BoolFlag{Name: "prune", Destination: &o.prune, Usage: "run prune afterwards (under the same lock)"},
+			&cli.StringFlag{Name: "max-unused", Value: "5%", Destination: &o.maxUnused, Usage: "with --prune: see hoard prune"},
+		},
+		Action: func(c *cli.Context) error { return runForget(c.Context, g, o, c.Args().Slice()) },
+	}
+}
+
+func (o *forgetOptions) policy() (snapshot.Policy, snapshot.GroupBy, error) {
+	p := snapshot.Policy{Last: o.last, Hourly: o.hourly, Daily: o.daily, Weekly: o.weekly, Monthly: o.monthly, Yearly: o.yearly}
+	for _, v := range []int{p.Last, p.Hourly, p.Daily, p.Weekly, p.Monthly, p.Yearly} {
+		if v < snapshot.Unlimited {
+			return p, snapshot.GroupBy{}, usagef("--keep-* counts must be -1 (all) or more")
+		}
+	}
+	if o.within != "" {
+		d, err := snapshot.ParseDuration(o.within)
+		if err != nil {
+			return p, snapshot.GroupBy{}, usagef("--keep-within: %v", err)
+		}
+		p.Within = d
+	}
+	for _, t := range o.keepTags.Value() {
+		var tl []string
+		for _, s := range strings.Split(t, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				tl = append(tl, s)
+			}
+		}
+		if len(tl) > 0 {
+			p.Tags = append(p.Tags, tl)
+		}
+	}
+	by, err := snapshot.ParseGroupBy(o.groupBy)
+	if err != nil {
+		return p, by, usagef("--group-by: %v", err)
+	}
+	return p, by, nil
+}
+
+type forgetGroupJSON struct {
+	Group   string              `json:"group"`
+	Keep    []string            `json:"keep"`
+	Remove  []string            `json:"remove"`
+	Reasons map[string][]string `json:"reasons"`
+}
+
+func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string) error {
+	p, by, err := o.policy()
+	if err != nil {
+		return err
+	}
+	if p.Empty() && len(args) == 0 {
+		return usagef("no policy and no snapshot given: nothing would be kept, so nothing is removed (give --keep-* or snapshot IDs)")
+	}
+	if len(args) > 0 && !p.Empty() {
+		return usagef("give either snapshot IDs or a policy, not both")
+	}
+	maxUnused, err := parsePercent(o.maxUnused)
+	if err != nil {
+		return err
+	}
+	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: !o.dryRun, exclusive: true, read: o.prune})
+	if err != nil {
+		return err
+	}
+	defer done()
+	var groups []snapshot.Group
+	if len(args) > 0 {
+		gr := snapshot.Group{Key: "given"}
+		for _, a := range args {
+			sn, err := findSnapshot(ctx, r, a)
+			if err != nil {
+				return err
+			}
+			gr.Remove = append(gr.Remove, sn)
+		}
+		groups = append(groups, gr)
+	} else {
+		sns, probs, err := snapshot.List(ctx, r)
+		if err != nil {
+			return err
+		}
+		for _, pr := range probs {
+			g.log.Warn("snapshot file unreadable; left alone", "file", "snapshots/"+pr.ID.String(), "error", pr.Err)
+		}
+		groups = snapshot.ApplyPolicy(sns, p, by)
+	}
+	removed := 0
+	var out []forgetGroupJSON
+	for _, gr := range groups {
+		gj := forgetGroupJSON{Group: gr.Key, Keep: []string{}, Remove: []string{}, Reasons: map[string][]string{}}
+		if !g.json {
+			fmt.Fprintf(g.stdout, "group %s: keep %d, remove %d\n", gr.Key, len(gr.Keep), len(gr.Remove))
+		}
+		for _, sn := range gr.Keep {
+			gj.Keep = append(gj.Keep, sn.ID.String())
+			gj.Reasons[sn.ID.String()] = gr.Reasons[sn]
+			if !g.json {
+				fmt.Fprintf(g.stdout, "  keep   %s  %s  %s\n", sn.ID.Str(), sn.Time.Local().Format(time.DateTime), strings.Join(gr.Reasons[sn], ", "))
+			}
+		}
+		for _, sn := range gr.Remove {
+			gj.Remove = append(gj.Remove, sn.ID.String())
+			if !g.json {
+				fmt.Fprintf(g.stdout, "  remove %s  %s\n", sn.ID.Str(), sn.Time.Local().Format(time.DateTime))
+			}
+			if o.dryRun {
+				continue
+			}
+			err := r.Backend().Remove(ctx, backends.Handle{Type: backends.SnapshotFile, Name: sn.ID.String()})
+			if err != nil {
+				return fmt.Errorf("remove snapshot %s: %w", sn.ID.Str(), err)
+			}
+			removed++
+		}
+		out = append(out, gj)
+	}
+	if g.json && !o.prune {
+		if out == nil {
+			out = []forgetGroupJSON{}
+		}
+		return printJSON(g.stdout, out)
+	}
+	if !g.json {
+		if o.dryRun {
+			fmt.Fprintln(g.stdout, "dry run: nothing was removed")
+		} else {
+			fmt.Fprintf(g.stdout, "removed %d snapshots\n", removed)
+		}
+	}
+	if o.prune && (removed > 0 || o.dryRun) {
+		return prune(ctx, g, r, maxUnused, o.dryRun)
+	}
+	return nil
+}
