@@ -92,6 +92,11 @@ func (b *Backend) do(ctx context.Context, what string, op func() error) error {
 		}
 		// Full jitter keeps many hosts from retrying in step.
 		d := delay/2 + rand.N(delay/2+1)
+		// A server that says when to come back (HTTP 429/503 Retry-After) is obeyed, within Max.
+		var ra interface{ RetryAfter() time.Duration }
+		if errors.As(err, &ra) && ra.RetryAfter() > d {
+			d = min(ra.RetryAfter(), b.o.Max)
+		}
 		b.o.Logger.Warn("retrying", "op", what, "backend", b.be.Location(), "try", try, "in", d.Round(time.Millisecond), "error", err)
 		if serr := b.o.Sleep(ctx, d); serr != nil {
 			return err

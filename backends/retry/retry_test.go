@@ -93,6 +93,25 @@ func TestRetries(t *testing.T) {
 		}
 	})
 
+	t.Run("Retry-After is obeyed within the bound", func(t *testing.T) {
+		var tries atomic.Int32
+		f := &backendtest.Faulty{Backend: mem.New(), FailStat: func(backends.Handle) error {
+			if tries.Add(1) == 1 {
+				return throttled{wait: 7 * time.Second}
+			}
+			return nil
+		}}
+		var slept []time.Duration
+		b := retry.New(f, retry.Options{Initial: 10 * time.Millisecond, Max: 5 * time.Second,
+			Sleep: func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }})
+		if _, err := b.Stat(ctx, h); !errors.Is(err, backends.ErrNotExist) {
+			t.Fatalf("stat after throttling: %v", err)
+		}
+		if len(slept) != 1 || slept[0] != 5*time.Second {
+			t.Fatalf("slept %v, want [5s]", slept)
+		}
+	})
+
 	t.Run("a cancelled context stops the retries", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		var tries atomic.Int32
@@ -138,3 +157,8 @@ func TestRetries(t *testing.T) {
 		}
 	})
 }
+
+type throttled struct{ wait time.Duration }
+
+func (t throttled) Error() string             { return "429 too many requests" }
+func (t throttled) RetryAfter() time.Duration { return t.wait }
