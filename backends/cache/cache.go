@@ -226,3 +226,11 @@ func (b *Backend) Properties() backends.Properties { return b.be.Properties() }
 
 // Close implements backends.Backend.
 func (b *Backend) Close() error { return b.be.Close() }
+
+// Create implements backends.Creator when the wrapped backend does.
+func (b *Backend) Create(ctx context.Context) error {
+	if c, ok := b.be.(backends.Creator); ok {
+		return c.Create(ctx)
+	}
+	return nil
+}

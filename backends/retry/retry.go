@@ -188,3 +188,12 @@ func (b *Backend) Properties() backends.Properties { return b.be.Properties() }
 
 // Close implements backends.Backend.
 func (b *Backend) Close() error { return b.be.Close() }
+
+// Create implements backends.Creator when the wrapped backend does.
+func (b *Backend) Create(ctx context.Context) error {
+	c, ok := b.be.(backends.Creator)
+	if !ok {
+		return nil
+	}
+	return b.do(ctx, "create", func() error { return c.Create(ctx) })
+}

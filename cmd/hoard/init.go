@@ -57,7 +57,7 @@ func runInit(ctx context.Context, g *globals, o *initOptions) error {
 			return err
 		}
 	}
-	be, err := registry().Open(ctx, g.repo)
+	be, err := registry(g.log).Open(ctx, g.repo)
 	if err != nil {
 		return err
 	}

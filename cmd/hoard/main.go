@@ -15,8 +15,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/hoard-backup/hoard/backends"
-	"github.com/hoard-backup/hoard/backends/local"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/lock"
 	"github.com/hoard-backup/hoard/snapshot"
@@ -105,12 +103,6 @@ func exitCode(err error) int {
 		return exitIncomplete
 	}
 	return exitFailure
-}
-
-// registry lists the backends this build knows; cmd is the one place that
-// registers them (STYLE R13).
-func registry() backends.Registry {
-	return backends.Registry{"local": local.Opener}
 }
 
 func main() {

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/term"
 
+	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/lock"
@@ -133,7 +135,7 @@ func (g *globals) openRepo(ctx context.Context, o openOptions) (context.Context,
 	if g.repo == "" {
 		return nil, nil, nil, usagef("no repository given: use -r/--repo or HOARD_REPOSITORY")
 	}
-	be, err := registry().Open(ctx, g.repo)
+	be, err := registry(g.log).Open(ctx, g.repo)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -142,7 +144,7 @@ func (g *globals) openRepo(ctx context.Context, o openOptions) (context.Context,
 		be.Close()
 		return nil, nil, nil, err
 	}
-	r, err := repo.Open(ctx, be, repo.Options{Unlocker: u, Logger: g.log})
+	r, err := repo.Open(ctx, be, repo.Options{Unlocker: u, Logger: g.log, Uploads: uploads(be)})
 	if err != nil {
 		be.Close()
 		return nil, nil, nil, err
@@ -173,4 +175,18 @@ func (g *globals) openRepo(ctx context.Context, o openOptions) (context.Context,
 		}
 	}
 	return ctx, r, func() { unlock(); r.Close() }, nil
+}
+
+// uploads is how many packs are stored at once: HOARD_CONNECTIONS, else the
+// backend's own connection count for remote backends (latency hides behind
+// concurrency), else 2 (a local disk gains nothing from more, and each
+// upload holds a pack in memory).
+func uploads(be backends.Backend) int {
+	if n, err := strconv.Atoi(os.Getenv("HOARD_CONNECTIONS")); err == nil && n > 0 {
+		return n
+	}
+	if strings.HasPrefix(be.Location(), "local:") {
+		return 2
+	}
+	return be.Properties().Connections
 }

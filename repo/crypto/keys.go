@@ -261,14 +261,23 @@ func DecryptWithPassphrase(msg, passphrase []byte) (*Secrets, error) {
 	}
 	md, err := openpgp.ReadMessage(bytes.NewReader(msg), nil, prompt, &packet.Config{})
 	if err != nil {
-		if errors.Is(err, ErrWrongPassphrase) || errors.Is(err, pgperrors.ErrKeyIncorrect) {
+		// Once the passphrase was tried, any failure means it was wrong (or
+		// the file is damaged: authenticated encryption cannot tell them
+		// apart). go-crypto does not rely on SEIPD v1's quick check, so a
+		// wrong key may surface as a parse or integrity error.
+		if tried || errors.Is(err, ErrWrongPassphrase) || errors.Is(err, pgperrors.ErrKeyIncorrect) {
 			return nil, ErrWrongPassphrase
 		}
 		return nil, fmt.Errorf("crypto: key file: %w", err)
 	}
-	payload, err := io.ReadAll(io.LimitReader(md.UnverifiedBody, MaxKeyFileSize))
+	// Read to the end (one byte past the limit), so that the integrity check
+	// at the end of the message is verified.
+	payload, err := io.ReadAll(io.LimitReader(md.UnverifiedBody, MaxKeyFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("crypto: key file: %w", err)
+		return nil, ErrWrongPassphrase
+	}
+	if len(payload) > MaxKeyFileSize {
+		return nil, fmt.Errorf("crypto: key file content over %d bytes", MaxKeyFileSize)
 	}
 	return DecodeSecrets(payload)
 }

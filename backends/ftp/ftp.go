@@ -1,0 +1,649 @@
+package ftp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/jlaffaye/ftp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hoard-backup/hoard/backends"
+)
+
+// tmpMarker separates a file's final name from the random suffix of its temp file.
+const tmpMarker = ".tmp-"
+
+// drainLimit is how many unread bytes Load reads and throws away to keep a
+// connection after a ranged download; with more left it drops the
+// connection (FTP has no other clean way to stop a transfer).
+const drainLimit = 256 << 10
+
+var errClosed = fmt.Errorf("backend is closed (%w)", backends.ErrPermanent)
+
+// Backend is a repository in a folder of an FTP server. It keeps a pool of
+// logged-in connections, each carrying one transfer at a time. All methods
+// are safe for concurrent use.
+type Backend struct {
+	cfg       Config
+	root      string // absolute
+	tlsConfig *tls.Config
+
+	slots chan struct{} // one per connection in use
+	mu    sync.Mutex
+	idle  []*pconn
+	// closed is set by Close; connections in use are closed when returned.
+	closed bool
+}
+
+var (
+	_ backends.Backend = (*Backend)(nil)
+	_ backends.Creator = (*Backend)(nil)
+)
+
+// Open connects to the server that cfg names and logs in, to check the
+// credentials and learn the login folder. The repository folder need not
+// exist yet (Create makes it). ctx bounds the connection only; the backend
+// does not keep it.
+func Open(ctx context.Context, cfg Config) (*Backend, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("ftp: open: %w", err)
+	}
+	if cfg.Host == "" || cfg.Path == "" {
+		return nil, fmt.Errorf("ftp: open %s: host and path are required", cfg.Redacted())
+	}
+	if cfg.Port == 0 {
+		cfg.Port = DefaultPort
+	}
+	if cfg.Connections <= 0 {
+		cfg.Connections = DefaultConnections
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	tc, err := loadTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b := &Backend{cfg: cfg, tlsConfig: tc, slots: make(chan struct{}, cfg.Connections)}
+	c, err := b.connect(ctx)
+	if err != nil {
+		return nil, b.scrub(fmt.Errorf("ftp: open: %w", err))
+	}
+	b.root = path.Clean(cfg.Path)
+	if !path.IsAbs(b.root) {
+		wd, err := c.sc.CurrentDir()
+		if err != nil {
+			c.close()
+			return nil, b.scrub(fmt.Errorf("ftp: open: PWD: %w", err))
+		}
+		b.root = path.Join(wd, b.root)
+	}
+	b.slots <- struct{}{}
+	b.put(c, nil)
+	return b, nil
+}
+
+// Location returns the repository's location without the password.
+func (b *Backend) Location() string { return b.cfg.Redacted() }
+
+// Properties reports the pool size as Connections. Replacing a file is a
+// rename onto it, which most servers (vsftpd, proftpd) do atomically but
+// FTP does not promise, so HasAtomicReplace is false.
+func (b *Backend) Properties() backends.Properties {
+	return backends.Properties{Connections: b.cfg.Connections}
+}
+
+// Close logs out of the idle connections; connections in use are closed
+// when their call ends.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	idle := b.idle
+	b.idle, b.closed = nil, true
+	b.mu.Unlock()
+	for _, c := range idle {
+		c.quit()
+	}
+	return nil
+}
+
+// Create makes the repository folder, its missing parents and its
+// subfolders. The pack shards (data/00 to data/ff) are made by the first
+// Save into each: every folder costs List a transfer, so a repository only
+// has those it uses. It returns an error wrapping backends.ErrExist if the
+// folder already holds a config.
+func (b *Backend) Create(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ftp: create: %w", err)
+	}
+	var dirs []string
+	for _, t := range backends.FileTypes() {
+		if t != backends.ConfigFile {
+			dirs = append(dirs, path.Join(b.root, string(t)))
+		}
+	}
+	err := b.withConn(ctx, func(c *pconn) error {
+		if _, err := c.sc.FileSize(path.Join(b.root, string(backends.ConfigFile))); err == nil {
+			return fmt.Errorf("%s: %w", b.Location(), backends.ErrExist)
+		} else if replyCode(err) != 550 {
+			return err
+		}
+		// Make the parents, ignoring refusals (they may exist, or be out
+		// of reach above a chroot); then the folder itself must exist.
+		parts := strings.Split(strings.Trim(b.root, "/"), "/")
+		for i := range parts[:len(parts)-1] {
+			_ = c.sc.MakeDir("/" + path.Join(parts[:i+1]...)) // checked below, through the folder itself
+		}
+		if err := b.mkdir(c, b.root); err != nil {
+			return err
+		}
+		for _, dir := range dirs {
+			if err := b.mkdir(c, dir); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return b.fail("create", err)
+	}
+	return nil
+}
+
+// mkdir makes dir unless it exists. FTP cannot set modes: the server's
+// umask decides them.
+func (b *Backend) mkdir(c *pconn, dir string) error {
+	err := c.sc.MakeDir(dir)
+	if err == nil || replyCode(err) == 0 {
+		return err
+	}
+	// Servers refuse to make an existing folder; see if it is there.
+	if c.sc.ChangeDir(dir) == nil {
+		return nil
+	}
+	return fmt.Errorf("MKD %s: %w", dir, err)
+}
+
+// Save uploads rd to a temp file beside h's final name, checks the byte
+// count and the size the server reports, and renames it into place.
+// Missing folders below the repository folder are created.
+func (b *Backend) Save(ctx context.Context, h backends.Handle, rd backends.RewindReader) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ftp: save %s: %w", h, err)
+	}
+	name, err := b.filename(h)
+	if err != nil {
+		return fmt.Errorf("ftp: save: %w", err)
+	}
+	want := rd.Length()
+	if want < 0 {
+		return fmt.Errorf("ftp: save %s: reader has negative length %d", h, want)
+	}
+	tmp := name + tmpMarker + randomSuffix()
+	err = b.withConn(ctx, func(c *pconn) error {
+		// Read at most one byte more than promised, to detect a long
+		// reader without sending all of it.
+		src := &sourceReader{ctx: ctx, r: io.LimitReader(rd, want+1)}
+		err := c.sc.Stor(tmp, src)
+		if err != nil && src.n == 0 && src.err == nil && replyCode(err) >= 500 {
+			// The folder may be missing: make it and try once more.
+			if b.mkdirsFor(c, h) == nil {
+				err = c.sc.Stor(tmp, src)
+			}
+		}
+		switch {
+		case src.err != nil:
+			err = src.err // the reader's own error (or ctx's), as is
+		case err == nil && src.n != want:
+			err = fmt.Errorf("reader yielded %d bytes, its Length is %d", src.n, want)
+		case err == nil:
+			err = b.check(c, tmp, want)
+		}
+		if err == nil {
+			err = b.rename(c, tmp, name)
+		}
+		if err != nil && !isConnError(err) && !c.nets.isAborted() {
+			_ = c.sc.Delete(tmp) // best effort; temp files are never listed
+		}
+		return err
+	})
+	if err != nil {
+		return b.saveFail(h, err)
+	}
+	return nil
+}
+
+// check compares the size of the uploaded tmp with want.
+func (b *Backend) check(c *pconn, tmp string, want int64) error {
+	size, err := c.sc.FileSize(tmp)
+	if err != nil {
+		return fmt.Errorf("SIZE of the upload: %w", err)
+	}
+	if size != want {
+		return fmt.Errorf("server holds %d bytes of the %d sent", size, want)
+	}
+	return nil
+}
+
+// rename moves tmp onto name. A server that refuses to rename onto an
+// existing file gets it removed first.
+func (b *Backend) rename(c *pconn, tmp, name string) error {
+	err := c.sc.Rename(tmp, name)
+	if err == nil || replyCode(err) == 0 {
+		return err
+	}
+	if _, serr := c.sc.FileSize(name); serr != nil {
+		return err // not in the way: the rename failed for another reason
+	}
+	if derr := c.sc.Delete(name); derr != nil {
+		return err
+	}
+	return c.sc.Rename(tmp, name)
+}
+
+// mkdirsFor makes the folders below the repository folder that h lives in.
+func (b *Backend) mkdirsFor(c *pconn, h backends.Handle) error {
+	dir := path.Join(b.root, string(h.Type))
+	if err := b.mkdir(c, dir); err != nil {
+		return err
+	}
+	if h.Type == backends.PackFile {
+		return b.mkdir(c, path.Join(dir, h.Name[:2]))
+	}
+	return nil
+}
+
+// Load calls fn with a reader of the requested range of h, downloaded with
+// REST and RETR. After a ranged read the rest of the transfer is drained if
+// small, or its connection dropped.
+func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offset int64, fn func(rd io.Reader) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ftp: load %s: %w", h, err)
+	}
+	name, err := b.filename(h)
+	if err != nil {
+		return fmt.Errorf("ftp: load: %w", err)
+	}
+	if length < 0 || offset < 0 {
+		return fmt.Errorf("ftp: load %s: length %d, offset %d: %w", h, length, offset, backends.ErrRange)
+	}
+	op := "load " + h.String()
+	var (
+		called bool
+		fnErr  error
+	)
+	err = b.withConn(ctx, func(c *pconn) error {
+		size, err := c.sc.FileSize(name)
+		if err != nil {
+			return err
+		}
+		if offset > size {
+			return fmt.Errorf("offset %d beyond size %d: %w", offset, size, backends.ErrRange)
+		}
+		n := int64(length)
+		if length == 0 {
+			n = size - offset
+		}
+		lr := &loadReader{ctx: ctx, c: c, left: n, op: op}
+		if offset == size {
+			lr.r = strings.NewReader("") // nothing to transfer
+			called, fnErr = true, fn(lr)
+			return nil
+		}
+		resp, err := c.sc.RetrFrom(name, uint64(offset))
+		if err != nil {
+			return err
+		}
+		lr.r = resp
+		called, fnErr = true, fn(lr)
+		finish(c, resp, lr, size-offset)
+		return lr.err // a failed read condemns the pool's idle connections too
+	})
+	if called {
+		return b.scrub(fnErr)
+	}
+	return b.fail(op, err)
+}
+
+// finish ends a download of avail bytes of which lr read some: it reads the
+// rest if that is little and the server's closing reply, or else marks the
+// connection broken, since the transfer cannot be stopped cleanly.
+func finish(c *pconn, resp *ftp.Response, lr *loadReader, avail int64) {
+	if lr.failed || avail-lr.read > drainLimit {
+		c.broken = true
+		return
+	}
+	if _, err := io.Copy(io.Discard, resp); err != nil {
+		c.broken = true
+		return
+	}
+	if err := resp.Close(); err != nil {
+		c.broken = true
+	}
+}
+
+// Stat returns the size of h.
+func (b *Backend) Stat(ctx context.Context, h backends.Handle) (backends.FileInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return backends.FileInfo{}, fmt.Errorf("ftp: stat %s: %w", h, err)
+	}
+	name, err := b.filename(h)
+	if err != nil {
+		return backends.FileInfo{}, fmt.Errorf("ftp: stat: %w", err)
+	}
+	var size int64
+	err = b.withConn(ctx, func(c *pconn) error {
+		size, err = c.sc.FileSize(name)
+		return err
+	})
+	if err != nil {
+		return backends.FileInfo{}, b.fail("stat "+h.String(), err)
+	}
+	return backends.FileInfo{Name: h.Name, Size: size}, nil
+}
+
+// Remove deletes h.
+func (b *Backend) Remove(ctx context.Context, h backends.Handle) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ftp: remove %s: %w", h, err)
+	}
+	name, err := b.filename(h)
+	if err != nil {
+		return fmt.Errorf("ftp: remove: %w", err)
+	}
+	err = b.withConn(ctx, func(c *pconn) error { return c.sc.Delete(name) })
+	if err != nil {
+		return b.fail("remove "+h.String(), err)
+	}
+	return nil
+}
+
+// List calls fn for each file of type t. Temp files, names that are not
+// valid handles and packs outside their shard are skipped. No connection is
+// held while fn runs; pack shards are listed over the pool, ahead of fn.
+func (b *Backend) List(ctx context.Context, t backends.FileType, fn func(backends.FileInfo) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ftp: list %s: %w", t, err)
+	}
+	op := "list " + string(t)
+	switch t {
+	case backends.ConfigFile:
+		var size int64
+		err := b.withConn(ctx, func(c *pconn) (err error) {
+			size, err = c.sc.FileSize(path.Join(b.root, string(t)))
+			return err
+		})
+		if replyCode(err) == 550 {
+			return nil
+		}
+		if err != nil {
+			return b.fail(op, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("ftp: %s: %w", op, err)
+		}
+		return fn(backends.FileInfo{Size: size})
+	case backends.PackFile:
+		return b.listPacks(ctx, fn)
+	}
+	if err := (backends.Handle{Type: t, Name: "x"}).Valid(); err != nil {
+		return fmt.Errorf("ftp: list: %w (%w)", err, backends.ErrPermanent)
+	}
+	entries, err := b.readDir(ctx, path.Join(b.root, string(t)))
+	if err != nil {
+		return b.fail(op, err)
+	}
+	for _, e := range entries {
+		if err := listEntry(ctx, t, "", e, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listPacks lists the pack shards, up to Connections at once, ahead of fn,
+// which is called in the calling goroutine.
+func (b *Backend) listPacks(ctx context.Context, fn func(backends.FileInfo) error) error {
+	op := "list " + string(backends.PackFile)
+	data := path.Join(b.root, string(backends.PackFile))
+	entries, err := b.readDir(ctx, data)
+	if err != nil {
+		return b.fail(op, err)
+	}
+	var shards []string
+	for _, e := range entries {
+		if e.Type == ftp.EntryTypeFolder && len(path.Base(e.Name)) == 2 {
+			shards = append(shards, path.Base(e.Name))
+		}
+	}
+	type result struct {
+		entries []*ftp.Entry
+		err     error
+	}
+	results := make([]chan result, len(shards))
+	for i := range results {
+		results[i] = make(chan result, 1) // each worker sends once and never blocks
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	var g errgroup.Group
+	g.SetLimit(b.cfg.Connections)
+	launched := make(chan struct{})
+	go func() {
+		defer close(launched)
+		for i, s := range shards {
+			g.Go(func() error {
+				e, err := b.readDir(lctx, path.Join(data, s))
+				results[i] <- result{e, err}
+				return nil
+			})
+		}
+	}()
+	defer func() {
+		cancel()
+		<-launched
+		_ = g.Wait() // workers report through results
+	}()
+	for i, s := range shards {
+		var r result
+		select {
+		case r = <-results[i]:
+		case <-ctx.Done():
+			return fmt.Errorf("ftp: %s: %w", op, ctx.Err())
+		}
+		if r.err != nil {
+			return b.fail(op, r.err)
+		}
+		for _, e := range r.entries {
+			if err := listEntry(ctx, backends.PackFile, s, e, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readDir lists dir; a missing dir has no entries.
+func (b *Backend) readDir(ctx context.Context, dir string) ([]*ftp.Entry, error) {
+	var entries []*ftp.Entry
+	err := b.withConn(ctx, func(c *pconn) (err error) {
+		entries, err = c.sc.List(dir)
+		return err
+	})
+	if replyCode(err) == 550 || replyCode(err) == 450 {
+		return nil, nil
+	}
+	return entries, err
+}
+
+// listEntry calls fn for e if it is a complete file with a valid name (in
+// the right shard, for packs).
+func listEntry(ctx context.Context, t backends.FileType, shard string, e *ftp.Entry, fn func(backends.FileInfo) error) error {
+	name := path.Base(e.Name)
+	if e.Type != ftp.EntryTypeFile || strings.Contains(name, tmpMarker) || !strings.HasPrefix(name, shard) {
+		return nil
+	}
+	if (backends.Handle{Type: t, Name: name}).Valid() != nil {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ftp: list %s: %w", t, err)
+	}
+	return fn(backends.FileInfo{Name: name, Size: int64(e.Size)})
+}
+
+// filename returns the path of h after checking that h is valid.
+func (b *Backend) filename(h backends.Handle) (string, error) {
+	if err := h.Valid(); err != nil {
+		return "", fmt.Errorf("%w (%w)", err, backends.ErrPermanent)
+	}
+	switch h.Type {
+	case backends.ConfigFile:
+		return path.Join(b.root, string(h.Type)), nil
+	case backends.PackFile:
+		if len(h.Name) < 2 {
+			return "", fmt.Errorf("ftp: pack name %q is too short to shard: %w", h.Name, backends.ErrPermanent)
+		}
+		return path.Join(b.root, string(h.Type), h.Name[:2], h.Name), nil
+	}
+	return path.Join(b.root, string(h.Type), h.Name), nil
+}
+
+// fail adds the operation to err and translates the server's reply: 550
+// (file unavailable) becomes backends.ErrNotExist; a refused login, a full
+// disk and a refused name also match backends.ErrPermanent.
+func (b *Backend) fail(op string, err error) error {
+	if errors.Is(err, backends.ErrExist) || errors.Is(err, backends.ErrRange) {
+		return b.scrub(fmt.Errorf("ftp: %s: %w", op, err))
+	}
+	if replyCode(err) == 550 {
+		return b.scrub(fmt.Errorf("ftp: %s: %w (%w)", op, backends.ErrNotExist, err))
+	}
+	return b.scrub(permanent("ftp: "+op, err))
+}
+
+// saveFail is fail for Save, where 550 is never ErrNotExist: it means the
+// repository folder is missing or out of reach, which retrying does not fix.
+func (b *Backend) saveFail(h backends.Handle, err error) error {
+	op := "ftp: save " + h.String()
+	switch replyCode(err) {
+	case 550:
+		return b.scrub(fmt.Errorf("%s: %w (%w)", op, err, backends.ErrPermanent))
+	case 451:
+		// "Local error in processing": vsftpd's reply to a full disk, but
+		// a transient reply by the protocol, so it is left to retries.
+		return b.scrub(fmt.Errorf("%s: the server failed to write the file (is its disk full?): %w", op, err))
+	}
+	return b.scrub(permanent(op, err))
+}
+
+// permanent wraps err with op, marking the errors that retrying cannot fix.
+func permanent(op string, err error) error {
+	switch replyCode(err) {
+	case 530, 532:
+		return fmt.Errorf("%s: not logged in: %w (%w)", op, err, backends.ErrPermanent)
+	case 452, 552:
+		return fmt.Errorf("%s: no space left on the server: %w (%w)", op, err, backends.ErrPermanent)
+	case 553:
+		return fmt.Errorf("%s: file name not allowed: %w (%w)", op, err, backends.ErrPermanent)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// scrub hides the password in err's message, should a server or a library
+// ever repeat it.
+func (b *Backend) scrub(err error) error {
+	if err == nil || b.cfg.Password == "" || !strings.Contains(err.Error(), b.cfg.Password) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), b.cfg.Password, "xxxxx"), err: err}
+}
+
+// redactedError is an error whose message had the password removed. It
+// matches what the original matches (errors.Is) but does not unwrap to it.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string        { return e.msg }
+func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }
+
+// randomSuffix returns 16 random hex digits for a temp file name.
+func randomSuffix() string {
+	var buf [8]byte
+	_, _ = rand.Read(buf[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(buf[:])
+}
+
+// sourceReader reads the data to save, counts it, stops when ctx is done
+// and keeps the first error that is not io.EOF.
+type sourceReader struct {
+	ctx context.Context
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	if err := s.ctx.Err(); err != nil {
+		s.err = err
+		return 0, err
+	}
+	n, err := s.r.Read(p)
+	s.n += int64(n)
+	if err != nil && !errors.Is(err, io.EOF) {
+		s.err = err
+	}
+	return n, err
+}
+
+// loadReader yields left bytes of r, reports io.ErrUnexpectedEOF if r ends
+// early and stops when ctx is done. It counts what it read and notes a
+// failed read, after which the connection is not reused.
+type loadReader struct {
+	ctx    context.Context
+	c      *pconn
+	r      io.Reader
+	left   int64
+	read   int64
+	failed bool
+	err    error // the failed read's error
+	op     string
+}
+
+func (l *loadReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, io.EOF
+	}
+	if err := l.ctx.Err(); err != nil {
+		l.failed, l.err = true, err
+		return 0, fmt.Errorf("ftp: %s: %w", l.op, err)
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	l.read += int64(n)
+	switch {
+	case err == nil:
+		return n, nil
+	case errors.Is(err, io.EOF):
+		if l.left > 0 {
+			return n, io.ErrUnexpectedEOF
+		}
+		if n > 0 {
+			return n, nil
+		}
+		return 0, io.EOF
+	}
+	l.failed, l.err = true, err
+	return n, fmt.Errorf("ftp: %s: %w", l.op, err)
+}

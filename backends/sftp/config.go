@@ -1,0 +1,184 @@
+package sftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hoard-backup/hoard/backends"
+)
+
+// Environment variables that Opener reads. Library users set the Config
+// fields instead.
+const (
+	// EnvKeyFile names the private key file (OpenSSH or PEM format, not
+	// passphrase-protected; use an agent for those).
+	EnvKeyFile = "HOARD_SFTP_KEY_FILE"
+	// EnvKnownHosts names the known_hosts file that holds the server's host
+	// key; the default is ~/.ssh/known_hosts.
+	EnvKnownHosts = "HOARD_SFTP_KNOWN_HOSTS"
+	// EnvPassword holds the SSH password, for servers without key logins.
+	EnvPassword = "HOARD_SFTP_PASSWORD"
+	// EnvAgent is the standard SSH agent socket; when it is set Opener
+	// offers the agent's keys.
+	EnvAgent = "SSH_AUTH_SOCK"
+)
+
+// Defaults of Config.
+const (
+	DefaultPort        = 22
+	DefaultConnections = 5
+	DefaultTimeout     = 60 * time.Second
+)
+
+// Config configures an SFTP backend. Its String method redacts the
+// password, so a Config is safe to print.
+type Config struct {
+	// User is the SSH login; empty means the current user's name.
+	User string
+	// Host is the server's name or address.
+	Host string
+	// Port is the SSH port; zero means 22.
+	Port int
+	// Path is the repository folder on the server. A relative path is
+	// relative to the login folder (usually the user's home).
+	Path string
+
+	// KeyFile is a private key file to log in with. If it, UseAgent and
+	// Password are all unset, the usual ~/.ssh/id_ed25519, id_ecdsa and
+	// id_rsa are tried, as ssh does.
+	KeyFile string
+	// KnownHostsFile holds the server's host key; empty means
+	// ~/.ssh/known_hosts. Host keys are always checked: an unknown or
+	// changed key fails Open, with the key's fingerprint in the error.
+	KnownHostsFile string
+	// Password logs in with a password, after any keys. It never appears
+	// in Location, Redacted or any error.
+	Password string
+	// UseAgent offers the keys of the SSH agent at $SSH_AUTH_SOCK.
+	UseAgent bool
+
+	// Connections is the number of concurrent requests the backend
+	// advertises in Properties; they share one SSH connection. Zero means
+	// DefaultConnections.
+	Connections int
+	// Timeout bounds how long the server may stay silent while the backend
+	// waits for it (connecting, or any request) before the connection is
+	// dropped and the operation fails; keep-alives are sent every third of
+	// it. Zero means DefaultTimeout.
+	Timeout time.Duration
+	// Dial, if set, opens the TCP connection (through a proxy, or a test's
+	// fault injector); nil means a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// ParseConfig parses a location of the form
+//
+//	sftp://[USER@]HOST[:PORT]/PATH
+//
+// PATH is relative to the login folder; a second slash makes it absolute:
+// sftp://backup@nas//srv/backups is /srv/backups on nas. A password in the
+// location is refused: give it in HOARD_SFTP_PASSWORD or Config.Password.
+// Error messages never repeat a password.
+func ParseConfig(location string) (Config, error) {
+	rest, ok := strings.CutPrefix(location, "sftp://")
+	if !ok {
+		return Config{}, errors.New("sftp: location must start with sftp://")
+	}
+	u, err := url.Parse("sftp://" + rest)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // url.Error repeats the whole location
+		}
+		return Config{}, fmt.Errorf("sftp: invalid location %s: %v", redactLocation(location), err)
+	}
+	if _, has := u.User.Password(); has {
+		return Config{}, fmt.Errorf("sftp: location %s holds a password: give it in %s instead", redactLocation(location), EnvPassword)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return Config{}, fmt.Errorf("sftp: location %s: unexpected query or fragment", redactLocation(location))
+	}
+	cfg := Config{User: u.User.Username(), Host: u.Hostname()}
+	if cfg.Host == "" {
+		return Config{}, fmt.Errorf("sftp: location %s has no host", redactLocation(location))
+	}
+	if p := u.Port(); p != "" {
+		cfg.Port, err = strconv.Atoi(p)
+		if err != nil || cfg.Port < 1 || cfg.Port > 65535 {
+			return Config{}, fmt.Errorf("sftp: location %s: invalid port %q", redactLocation(location), p)
+		}
+	}
+	cfg.Path = strings.TrimPrefix(u.Path, "/")
+	if cfg.Path == "" || path.Clean(cfg.Path) == "/" || path.Clean(cfg.Path) == "." {
+		return Config{}, fmt.Errorf("sftp: location %s has no repository path", redactLocation(location))
+	}
+	return cfg, nil
+}
+
+// redactLocation replaces the password of a URL-like location by "xxxxx",
+// without relying on the location being a valid URL.
+func redactLocation(location string) string {
+	scheme, rest, ok := strings.Cut(location, "://")
+	if !ok {
+		return location
+	}
+	end := strings.IndexByte(rest, '/')
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 {
+		return location
+	}
+	user, _, hasPass := strings.Cut(rest[:at], ":")
+	if !hasPass {
+		return location
+	}
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
+}
+
+// Redacted returns the location of cfg without credentials:
+// sftp://USER@HOST[:PORT]/PATH, with the port only if it is not 22.
+func (c Config) Redacted() string {
+	host := c.Host
+	if c.Port != 0 && c.Port != DefaultPort {
+		host = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	u := url.URL{Scheme: "sftp", Host: host, Path: "/" + c.Path}
+	if c.User != "" {
+		u.User = url.User(c.User)
+	}
+	return u.String()
+}
+
+// String returns Redacted, so that printing a Config never shows the password.
+func (c Config) String() string { return c.Redacted() }
+
+// GoString returns Redacted, for %#v.
+func (c Config) GoString() string { return "sftp.Config(" + c.Redacted() + ")" }
+
+// Opener opens the SFTP backend that location names (see ParseConfig),
+// taking credentials from the environment: HOARD_SFTP_KEY_FILE,
+// HOARD_SFTP_KNOWN_HOSTS, HOARD_SFTP_PASSWORD, and the agent at
+// SSH_AUTH_SOCK. It has the signature of backends.Opener.
+func Opener(ctx context.Context, location string) (backends.Backend, error) {
+	cfg, err := ParseConfig(location)
+	if err != nil {
+		return nil, err
+	}
+	cfg.KeyFile = os.Getenv(EnvKeyFile)
+	cfg.KnownHostsFile = os.Getenv(EnvKnownHosts)
+	cfg.Password = os.Getenv(EnvPassword)
+	cfg.UseAgent = os.Getenv(EnvAgent) != ""
+	return Open(ctx, cfg)
+}
