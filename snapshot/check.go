@@ -23,6 +23,9 @@ type CheckOptions struct {
 	// ReadData reads every pack and verifies every blob; it needs a key
 	// that can read content.
 	ReadData bool
+	// ReadSubset, when set, restricts ReadData to the packs it selects
+	// (ReadData is implied). Damage in packs not read is not found.
+	ReadSubset *Subset
 	// Progress, when set, is called after each pack is read.
 	Progress func(done, total int)
 }
@@ -48,6 +51,9 @@ type CheckReport struct {
 	Packs        int
 	Blobs        int
 	PacksRead    int
+	// BadBlobs are blobs found damaged or in a missing pack (blob -> the
+	// pack file); another copy of one may still be readable.
+	BadBlobs map[id.ID]string
 }
 
 // OK reports whether nothing is wrong.
@@ -59,6 +65,9 @@ func (c *CheckReport) OK() bool { return len(c.Problems) == 0 && len(c.Affected)
 // header matches the index, and every blob decrypts and verifies.
 func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckReport, error) {
 	rep := &CheckReport{}
+	if o.ReadSubset != nil {
+		o.ReadData = true
+	}
 	if o.ReadData && !r.CanRead() {
 		return nil, repo.ErrWriteOnly
 	}
@@ -103,11 +112,29 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 
 	badBlobs := map[id.ID]string{}
 	if o.ReadData {
-		probs, bad, err := readPacks(ctx, r, packs, badPacks, o.Progress)
+		toRead := packs
+		if o.ReadSubset != nil {
+			ids := make([]id.ID, len(packs))
+			for i, p := range packs {
+				ids[i] = p.ID
+			}
+			sel := o.ReadSubset.Select(ids)
+			toRead = nil
+			for _, p := range packs {
+				if sel[p.ID] {
+					toRead = append(toRead, p)
+				}
+			}
+		}
+		for _, p := range toRead {
+			if !badPacks[p.ID] {
+				rep.PacksRead++
+			}
+		}
+		probs, bad, err := readPacks(ctx, r, toRead, badPacks, o.Progress)
 		if err != nil {
 			return nil, err
 		}
-		rep.PacksRead = len(packs) - len(badPacks)
 		rep.Problems = append(rep.Problems, probs...)
 		badBlobs = bad
 	}
@@ -138,6 +165,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		}
 	}
 	rep.Problems = append(rep.Problems, w.problems...)
+	rep.BadBlobs = badBlobs
 	return rep, nil
 }
 

@@ -17,23 +17,37 @@ import (
 
 func checkCommand(g *globals) *cli.Command {
 	var readData bool
+	var subset string
 	return &cli.Command{
 		Name:  "check",
 		Usage: "verify the repository's structure and, with --read-data, every byte",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "read-data", Destination: &readData, Usage: "read and verify every pack and blob"}},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "read-data", Destination: &readData, Usage: "read and verify every pack and blob"},
+			&cli.StringFlag{Name: "read-data-subset", Destination: &subset,
+				Usage: "read and verify only a subset of the packs: `N/M` (group N of M; runs 1/M..M/M cover all) or P% (random)"},
+		},
 		Action: func(c *cli.Context) error {
-			return runCheck(c.Context, g, readData)
+			o := snapshot.CheckOptions{ReadData: readData}
+			if subset != "" {
+				s, err := snapshot.ParseSubset(subset)
+				if err != nil {
+					return usagef("--read-data-subset: %v", err)
+				}
+				o.ReadSubset = &s
+			}
+			return runCheck(c.Context, g, o)
 		},
 	}
 }
 
-func runCheck(ctx context.Context, g *globals, readData bool) error {
+func runCheck(ctx context.Context, g *globals, o snapshot.CheckOptions) error {
+	readData := o.ReadData || o.ReadSubset != nil
 	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, read: readData})
 	if err != nil {
 		return err
 	}
 	defer done()
-	rep, err := snapshot.Check(ctx, r, snapshot.CheckOptions{ReadData: readData})
+	rep, err := snapshot.Check(ctx, r, o)
 	if err != nil {
 		return err
 	}
@@ -69,6 +83,9 @@ func runCheck(ctx context.Context, g *globals, readData bool) error {
 		fmt.Fprintf(g.stdout, "checked %d snapshots, %d packs, %d blobs", rep.Snapshots, rep.Packs, rep.Blobs)
 		if readData {
 			fmt.Fprintf(g.stdout, ", read %d packs", rep.PacksRead)
+			if o.ReadSubset != nil {
+				fmt.Fprintf(g.stdout, " (subset %s)", o.ReadSubset)
+			}
 		}
 		fmt.Fprintln(g.stdout)
 		if len(rep.Unreferenced) > 0 {
