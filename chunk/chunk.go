@@ -45,6 +45,28 @@ func DefaultParams() Params {
 	return Params{MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}
 }
 
+// DumpParams returns a profile of smaller chunks for repositories of daily
+// database dumps: 64 KiB to 1 MiB, about 128 KiB on average. A day's
+// changed rows are spread over a dump (a database puts new and updated
+// rows into free space anywhere in a table, and dumps write rows in that
+// order), so smaller chunks store fewer unchanged bytes around them:
+// bench/db-series.sh measured about 40 % of the default profile's new
+// bytes per day.
+func DumpParams() Params {
+	return Params{MinSize: 64 << 10, MaxSize: 1 << 20, AverageBits: 17}
+}
+
+// Profile returns the size profile named "default" or "dump".
+func Profile(name string) (Params, error) {
+	switch name {
+	case "", "default":
+		return DefaultParams(), nil
+	case "dump":
+		return DumpParams(), nil
+	}
+	return Params{}, fmt.Errorf("chunk: unknown size profile %q (default or dump)", name)
+}
+
 // Validate reports a profile the chunker cannot honour.
 func (p Params) Validate() error {
 	switch {

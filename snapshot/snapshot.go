@@ -27,9 +27,38 @@ var (
 
 // Source says what a snapshot was made from.
 type Source struct {
-	Kind     string   `json:"kind"` // files, stdin, command
+	Kind     string   `json:"kind"` // files, stdin, command, database, run
 	Filename string   `json:"filename,omitempty"`
 	Command  []string `json:"command,omitempty"`
+	// Databases lists the database dumps in the snapshot (kinds database
+	// and run).
+	Databases []DatabaseInfo `json:"databases,omitempty"`
+}
+
+// DatabaseInfo describes one database dump in a snapshot. It holds no
+// credentials.
+type DatabaseInfo struct {
+	Name          string            `json:"name"`                     // the database's name in the config file
+	Engine        string            `json:"engine"`                   // postgres, mysql, sqlite
+	Path          string            `json:"path"`                     // the dump's file in the snapshot, e.g. "/db/main.pgdump"
+	Format        string            `json:"format"`                   // custom (pg_dump -Fc), tar, sql or sqlite (a database file)
+	Database      string            `json:"database,omitempty"`       // the name on the server; the file's path for sqlite
+	Host          string            `json:"host,omitempty"`           // the server's address
+	ServerVersion string            `json:"server_version,omitempty"` // as the server reports it
+	Tool          string            `json:"tool"`                     // the dump tool as configured
+	ToolVersion   string            `json:"tool_version,omitempty"`   // first line of its --version
+	Options       []string          `json:"options,omitempty"`        // the dump options used
+	Details       map[string]string `json:"details,omitempty"`        // engine-specific: encoding, collation
+}
+
+// Database returns the dump of the database named name, or nil.
+func (s Source) Database(name string) *DatabaseInfo {
+	for i := range s.Databases {
+		if s.Databases[i].Name == name {
+			return &s.Databases[i]
+		}
+	}
+	return nil
 }
 
 // Summary counts what a backup did.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hoard-backup/hoard/chunk"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/crypto"
 )
@@ -17,6 +18,7 @@ type initOptions struct {
 	s2k          string
 	recipients   cli.StringSlice
 	writeOnlyKey bool
+	chunkProfile string
 }
 
 func initCommand(g *globals) *cli.Command {
@@ -25,6 +27,8 @@ func initCommand(g *globals) *cli.Command {
 		Name:  "init",
 		Usage: "create a new repository",
 		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "chunk-profile", Value: "default", Destination: &o.chunkProfile,
+				Usage: "chunk sizes: default (about 1 MiB) or dump (about 128 KiB: stores less of daily database dumps; docs/databases.md)"},
 			&cli.StringFlag{Name: "s2k", Value: "argon2", Destination: &o.s2k,
 				Usage: "passphrase stretching of the key file: argon2 (strong; gpg 2.2 cannot open it) or iterated (gpg-compatible)"},
 			&cli.StringSliceFlag{Name: "gpg-recipient", Destination: &o.recipients,
@@ -42,6 +46,10 @@ func runInit(ctx context.Context, g *globals, o *initOptions) error {
 	}
 	if o.s2k != string(crypto.S2KArgon2) && o.s2k != string(crypto.S2KIterated) {
 		return usagef("--s2k must be argon2 or iterated, not %q", o.s2k)
+	}
+	chunkParams, err := chunk.Profile(o.chunkProfile)
+	if err != nil {
+		return usagef("--chunk-profile: %v", err)
 	}
 	if o.writeOnlyKey && len(o.recipients.Value()) == 0 {
 		return usagef("--write-only-key needs --gpg-recipient: the full key goes to the GPG key, the write-only key to the passphrase")
@@ -64,6 +72,7 @@ func runInit(ctx context.Context, g *globals, o *initOptions) error {
 	defer be.Close()
 	host, username := hostUser()
 	iopts := repo.InitOptions{Options: repo.Options{Logger: g.log}, S2K: crypto.S2K(o.s2k), Recipients: recipients, Host: host, Username: username}
+	iopts.Chunker = &chunkParams
 	if len(recipients) == 0 {
 		iopts.Passphrase = pw
 	}

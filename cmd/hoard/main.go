@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hoard-backup/hoard/config"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/lock"
 	"github.com/hoard-backup/hoard/snapshot"
@@ -37,6 +38,7 @@ const (
 	exitDamaged      = 14
 	exitWriteOnly    = 15
 	exitSource       = 16
+	exitRefused      = 17
 	exitInterrupted  = 130
 )
 
@@ -80,6 +82,8 @@ func exitCode(err error) int {
 		return exitInterrupted
 	case errors.As(err, &se):
 		return exitSource
+	case errors.As(err, new(refusedError)):
+		return exitRefused
 	case errors.Is(err, repo.ErrNoRepository):
 		return exitNoRepository
 	case errors.Is(err, lock.ErrLocked):
@@ -131,6 +135,8 @@ type globals struct {
 	gpgSecretKey      string
 	gpgPassphraseFile string
 	gpgAgent          bool
+	configFile        string         // --config, HOARD_CONFIG
+	cfg               *config.Config // the config file, if any (cfgfile.go)
 	json              bool
 	verbose           int
 	stdin             io.Reader
@@ -159,6 +165,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				Usage: "read the passphrase of the --gpg-secret-key from this file (else a prompt)"},
 			&cli.BoolFlag{Name: "gpg-agent", EnvVars: []string{"HOARD_GPG_AGENT"}, Destination: &g.gpgAgent,
 				Usage: "open key files with `gpg --decrypt` and its agent (smartcards, keys held by gpg-agent; uses GNUPGHOME)"},
+			&cli.StringFlag{Name: "config", EnvVars: []string{"HOARD_CONFIG"}, Destination: &g.configFile,
+				Usage: "read this config file (default: ./hoard.toml if it exists)"},
 			&cli.BoolFlag{Name: "json", Destination: &g.json, Usage: "print machine-readable JSON"},
 			&cli.BoolFlag{Name: "verbose", Usage: "print more"},
 		},
@@ -171,6 +179,11 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				level = slog.LevelInfo
 			}
 			g.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			if name := c.Args().First(); name != "" && name != "help" {
+				if err := g.loadConfig(); err != nil {
+					return err
+				}
+			}
 			return nil
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
@@ -179,7 +192,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			initCommand(g), backupCommand(g), snapshotsCommand(g), lsCommand(g), restoreCommand(g),
 			dumpCommand(g), catCommand(g), checkCommand(g), unlockCommand(g), keyCommand(g),
-			forgetCommand(g), pruneCommand(g), repairCommand(g), statsCommand(g), diffCommand(g),
+			dbCommand(g), runCommand(g), forgetCommand(g), pruneCommand(g), repairCommand(g), statsCommand(g), diffCommand(g),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

@@ -54,6 +54,14 @@ func runSnapshots(ctx context.Context, g *globals) error {
 			src = "stdin:" + sn.Source.Filename
 		case "command":
 			src = "command:" + strings.Join(sn.Source.Command, " ")
+		case "database", "run":
+			var names []string
+			for _, d := range sn.Source.Databases {
+				names = append(names, d.Name)
+			}
+			if len(names) > 0 {
+				src = strings.TrimSuffix("db:"+strings.Join(names, ",")+" "+src, " ")
+			}
 		}
 		size := ""
 		if sn.Summary != nil {

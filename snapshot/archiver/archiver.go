@@ -52,6 +52,12 @@ type Meta struct {
 	Paths    []string
 	Source   snapshot.Source
 	Program  string
+
+	// Commit, when set, runs after every item is read and all data is
+	// stored, before the index and the snapshot are written. It may
+	// complete sn with what was learned while reading (the details of a
+	// database dump); an error from it leaves no snapshot.
+	Commit func(sn *snapshot.Snapshot) error
 }
 
 // Archiver runs one backup. Use it once.
@@ -227,10 +233,10 @@ func (a *Archiver) wait(f *future) error {
 	return nil
 }
 
-// finish stops the workers, flushes the repository and saves the snapshot.
-// commit, when not nil, runs after all data is stored and before the
-// snapshot is written; an error from it leaves no snapshot.
-func (a *Archiver) finish(ctx context.Context, root *future, meta Meta, started time.Time, commit func() error) (*snapshot.Snapshot, error) {
+// finish stops the workers, flushes the repository and returns the
+// snapshot, not yet saved. meta.Commit runs after all data is stored and
+// before the index is written; an error from it leaves no snapshot.
+func (a *Archiver) finish(ctx context.Context, root *future, meta Meta, started time.Time) (*snapshot.Snapshot, error) {
 	var rootID id.ID
 	a.g.Go(func() error {
 		if err := a.wait(root); err != nil {
@@ -246,8 +252,14 @@ func (a *Archiver) finish(ctx context.Context, root *future, meta Meta, started 
 	if err != nil {
 		return nil, err
 	}
-	if commit != nil {
-		if err := commit(); err != nil {
+	sn := &snapshot.Snapshot{Time: started, Host: meta.Host, Username: meta.Username, Tags: meta.Tags,
+		Paths: meta.Paths, Source: meta.Source, Tree: rootID, Program: meta.Program}
+	if a.o.Parent != nil {
+		p := a.o.Parent.ID
+		sn.Parent = &p
+	}
+	if meta.Commit != nil {
+		if err := meta.Commit(sn); err != nil {
 			return nil, err
 		}
 	}
@@ -256,12 +268,6 @@ func (a *Archiver) finish(ctx context.Context, root *future, meta Meta, started 
 		return nil, err
 	}
 	a.checkpoint("snapshot")
-	sn := &snapshot.Snapshot{Time: started, Host: meta.Host, Username: meta.Username, Tags: meta.Tags,
-		Paths: meta.Paths, Source: meta.Source, Tree: rootID, Program: meta.Program}
-	if a.o.Parent != nil {
-		p := a.o.Parent.ID
-		sn.Parent = &p
-	}
 	sn.Summary = &snapshot.Summary{
 		FilesNew: a.sum.filesNew.Load(), FilesChanged: a.sum.filesChanged.Load(),
 		FilesUnmodified: a.sum.filesUnmodified.Load(), Dirs: a.sum.dirs.Load(),
@@ -309,36 +315,9 @@ func (a *Archiver) BackupReader(ctx context.Context, rd io.Reader, filename stri
 	if !snapshot.ValidName(filename) {
 		return nil, fmt.Errorf("archiver: invalid file name %q", filename)
 	}
-	started := a.o.Now()
-	a.start(ctx)
-	f := newFuture()
-	f.pending.Store(1)
-	var readErr error
-	a.g.Go(func() error {
-		defer close(a.jobs)
-		size, err := a.chunkReader(rd, f)
-		if err != nil {
-			readErr = err
-			return fmt.Errorf("archiver: read %s: %w", filename, err)
-		}
-		now := a.o.Now()
-		f.node = snapshot.Node{Name: filename, Type: snapshot.TypeFile, Mode: 0o600, ModTime: now, ChangeTime: now, Size: size}
-		a.sum.total.Add(size)
-		a.sum.filesNew.Add(1)
-		f.release()
-		return nil
-	})
-	root := newFuture()
-	a.saveTree(root, snapshot.Node{Name: "/", Type: snapshot.TypeDir}, []*future{f})
-	sn, err := a.finish(ctx, root, meta, started, commit)
-	if err != nil {
-		if readErr != nil {
-			return nil, fmt.Errorf("archiver: read %s: %w", filename, readErr)
-		}
-		return nil, err
+	if commit != nil {
+		meta.Commit = func(*snapshot.Snapshot) error { return commit() }
 	}
-	if err := snapshot.Save(ctx, a.r, sn); err != nil {
-		return nil, err
-	}
-	return sn, nil
+	open := func(context.Context) (io.ReadCloser, error) { return io.NopCloser(rd), nil }
+	return a.Backup(ctx, []Item{{Name: filename, Open: open}}, meta)
 }

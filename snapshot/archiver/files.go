@@ -28,8 +28,15 @@ func ValidatePatterns(patterns []string) error {
 	return nil
 }
 
-func (a *Archiver) excluded(path string) bool {
+// excluded reports whether path matches the global excludes or the
+// item's own.
+func (a *Archiver) excluded(path string, own []string) bool {
 	for _, p := range a.o.Excludes {
+		if snapshot.Match(p, path) {
+			return true
+		}
+	}
+	for _, p := range own {
 		if snapshot.Match(p, path) {
 			return true
 		}
@@ -151,58 +158,11 @@ func (a *Archiver) BackupPaths(ctx context.Context, paths []string, meta Meta) (
 	}
 	sort.Strings(abs)
 	meta.Paths = abs
-	// The root tree lists the paths by their names in the snapshot.
-	rootOrder := append([]string(nil), abs...)
-	sort.Slice(rootOrder, func(i, j int) bool { return rootName(rootOrder[i]) < rootName(rootOrder[j]) })
-	started := a.o.Now()
-	a.start(ctx)
-
-	var parentRoot *snapshot.Tree
-	if a.o.Parent != nil {
-		t, err := snapshot.LoadTree(ctx, a.r, a.o.Parent.Tree)
-		if err != nil {
-			a.o.Logger.Warn("parent snapshot unreadable; reading every file", "error", err)
-		} else {
-			parentRoot = t
-		}
+	items := make([]Item, len(abs))
+	for i, ap := range abs {
+		items[i] = Item{Name: rootName(ap), Path: ap}
 	}
-	root := newFuture()
-	var children []*future
-	walkDone := make(chan struct{})
-	a.g.Go(func() error {
-		defer close(walkDone)
-		defer close(a.jobs)
-		for _, ap := range rootOrder {
-			name := rootName(ap)
-			var old *snapshot.Node
-			if parentRoot != nil {
-				old = parentRoot.Find(name)
-			}
-			f, err := a.saveNode(ap, name, old)
-			if err != nil {
-				return err
-			}
-			children = append(children, f)
-		}
-		return nil
-	})
-	a.g.Go(func() error {
-		select {
-		case <-a.ctx.Done():
-			return a.ctx.Err()
-		case <-walkDone:
-		}
-		a.saveTree(root, snapshot.Node{Name: "/", Type: snapshot.TypeDir}, children)
-		return nil
-	})
-	sn, err := a.finish(ctx, root, meta, started, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := snapshot.Save(ctx, a.r, sn); err != nil {
-		return nil, err
-	}
-	return sn, nil
+	return a.Backup(ctx, items, meta)
 }
 
 // rootName is the name of an absolute path in the snapshot's root tree.
@@ -215,7 +175,7 @@ func rootName(abs string) string {
 
 // saveNode starts saving path and returns its future. Only errors that
 // must stop the backup are returned; unreadable files are skipped.
-func (a *Archiver) saveNode(path, name string, old *snapshot.Node) (*future, error) {
+func (a *Archiver) saveNode(path, name string, old *snapshot.Node, excl []string) (*future, error) {
 	if err := a.ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -231,7 +191,7 @@ func (a *Archiver) saveNode(path, name string, old *snapshot.Node) (*future, err
 	}
 	switch n.Type {
 	case snapshot.TypeDir:
-		return a.saveDir(path, n, old)
+		return a.saveDir(path, n, old, excl)
 	case snapshot.TypeFile:
 		return a.saveFile(path, n, old)
 	default:
@@ -288,7 +248,7 @@ func (a *Archiver) saveFile(path string, n snapshot.Node, old *snapshot.Node) (*
 	return f, nil
 }
 
-func (a *Archiver) saveDir(path string, n snapshot.Node, old *snapshot.Node) (*future, error) {
+func (a *Archiver) saveDir(path string, n snapshot.Node, old *snapshot.Node, excl []string) (*future, error) {
 	a.sum.dirs.Add(1)
 	var oldTree *snapshot.Tree
 	if old != nil && old.Type == snapshot.TypeDir && old.Subtree != nil {
@@ -306,14 +266,14 @@ func (a *Archiver) saveDir(path string, n snapshot.Node, old *snapshot.Node) (*f
 	for _, e := range entries {
 		name := e.Name()
 		child := filepath.Join(path, name)
-		if a.excluded(child) {
+		if a.excluded(child, excl) {
 			continue
 		}
 		var oldChild *snapshot.Node
 		if oldTree != nil {
 			oldChild = oldTree.Find(name)
 		}
-		f, err := a.saveNode(child, name, oldChild)
+		f, err := a.saveNode(child, name, oldChild, excl)
 		if err != nil {
 			return nil, err
 		}
