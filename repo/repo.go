@@ -93,6 +93,9 @@ type InitOptions struct {
 	Recipients []*crypto.Recipient
 	// Chunker overrides the default size profile.
 	Chunker *chunk.Params
+	// Polynomial, when set, replaces the random chunker polynomial. Only
+	// tests that need the same cut points run after run set it.
+	Polynomial chunk.Pol
 	// PackSize overrides the default data pack size.
 	PackSize int
 	// Host and Username are recorded in the key file.
@@ -168,6 +171,12 @@ func Init(ctx context.Context, be backends.Backend, o InitOptions) (*Repository,
 		return nil, err
 	}
 	sec.Host, sec.Username = o.Host, o.Username
+	if o.Polynomial != 0 {
+		if !o.Polynomial.Irreducible() || o.Polynomial.Deg() != 53 {
+			return nil, fmt.Errorf("repo: init: polynomial %v is not irreducible of degree 53", o.Polynomial)
+		}
+		sec.Polynomial = o.Polynomial
+	}
 	keys, err := crypto.NewKeys(sec)
 	if err != nil {
 		return nil, err

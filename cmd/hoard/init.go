@@ -72,6 +72,15 @@ func runInit(ctx context.Context, g *globals, o *initOptions) error {
 	defer be.Close()
 	host, username := hostUser()
 	iopts := repo.InitOptions{Options: repo.Options{Logger: g.log}, S2K: crypto.S2K(o.s2k), Recipients: recipients, Host: host, Username: username}
+	// Tests that measure deduplication need the same cut points every run;
+	// users never set this (a random polynomial hides content sizes).
+	if v := os.Getenv("HOARD_TEST_CHUNKER_POLYNOMIAL"); v != "" {
+		p, err := chunk.ParsePolynomial(v)
+		if err != nil {
+			return usagef("HOARD_TEST_CHUNKER_POLYNOMIAL: %v", err)
+		}
+		iopts.Polynomial = p
+	}
 	iopts.Chunker = &chunkParams
 	if len(recipients) == 0 {
 		iopts.Passphrase = pw
