@@ -23,6 +23,10 @@ var (
 	ErrExist = errors.New("backends: file already exists")
 	// ErrRange is returned by Load when offset lies beyond the end of the file.
 	ErrRange = errors.New("backends: invalid range")
+	// ErrUnavailable marks a transient failure (a dropped connection, a
+	// timeout, a 5xx) that persisted through every retry: the backend could
+	// not be reached, which says nothing about the data stored in it.
+	ErrUnavailable = errors.New("backends: backend unavailable")
 	// ErrPermanent marks errors that retrying cannot fix (permission, full disk, bad credentials).
 	ErrPermanent = errors.New("backends: permanent error")
 )

@@ -88,7 +88,7 @@ type Media struct {
 }
 
 // Retention says which snapshots to keep. It is read and checked here and
-// applied by the forget command.
+// applied by hoard run after each successful backup.
 type Retention struct {
 	KeepLast    int      `toml:"keep_last"`
 	KeepHourly  int      `toml:"keep_hourly"`
@@ -98,6 +98,12 @@ type Retention struct {
 	KeepYearly  int      `toml:"keep_yearly"`
 	KeepWithin  Duration `toml:"keep_within"`
 	KeepTags    []string `toml:"keep_tags"`
+	// GroupBy is the comma-separated fields the policy groups snapshots
+	// by (host, paths, tags, source; "" for one group); nil means
+	// "host,paths", as hoard forget.
+	GroupBy *string `toml:"group_by"`
+	// Prune removes the data the forgotten snapshots alone needed.
+	Prune bool `toml:"prune"`
 }
 
 // IsZero reports whether no rule is set.
@@ -309,6 +315,18 @@ func Parse(file string, data []byte) (*Config, error) {
 		if v < 0 {
 			return nil, fail("retention."+k, "must not be negative, not %d", v)
 		}
+	}
+	if r.GroupBy != nil {
+		for _, f := range strings.Split(*r.GroupBy, ",") {
+			switch strings.TrimSpace(f) {
+			case "", "host", "paths", "tags", "source":
+			default:
+				return nil, fail("retention.group_by", "unknown field %q (use host, paths, tags, source)", strings.TrimSpace(f))
+			}
+		}
+	}
+	if r.IsZero() && (r.GroupBy != nil || r.Prune) {
+		return nil, fail("retention", "group_by and prune need a keep_* rule")
 	}
 	return c, nil
 }

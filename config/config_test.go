@@ -97,6 +97,8 @@ func TestErrors(t *testing.T) {
 		{"bad type", "[retention]\nkeep_daily = \"seven\"\n", 2, "keep_daily"},
 		{"negative", "[retention]\n\nkeep_weekly = -1\n", 3, "keep_weekly: must not be negative"},
 		{"bad duration", "[retention]\nkeep_within = \"7 days\"\n", 2, "duration"},
+		{"bad group_by", "[retention]\nkeep_last = 2\ngroup_by = \"host,disk\"\n", 3, `retention.group_by: unknown field "disk"`},
+		{"prune without rule", "[retention]\nprune = true\n", 1, "need a keep_* rule"},
 		{"bad engine", "[databases.x]\nengine = \"oracle\"\nurl = \"postgres://h/d\"\n", 2, `"oracle" is not postgres`},
 		{"engine mismatch", "[databases.x]\nengine = \"mysql\"\nurl = \"postgres://h/d\"\n", 3, "a postgres URL for engine mysql"},
 		{"bad scheme", "[databases.x]\nurl = \"oracle://h/d\"\n", 2, "not postgres, mysql or sqlite"},

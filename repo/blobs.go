@@ -161,9 +161,10 @@ func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
 	if bp, _ := r.packBufs.Get().(*[]byte); bp != nil {
 		buf = *bp
 	} else {
-		// A pack closes once past its target size, so it can hold one more
-		// maximal blob and the header: room for that means no regrowth.
-		buf = make([]byte, 0, r.cfg.PackSize+chunk.MaxSize+1<<20)
+		// A pack closes once past its target size; the blob that takes it
+		// past is usually small next to the slack, and a large one makes
+		// append grow the buffer once. Memory touched is what counts.
+		buf = make([]byte, 0, r.cfg.PackSize+1<<20)
 	}
 	return pack.NewWriter(t, pk, wrapped, buf)
 }
@@ -433,7 +434,8 @@ func (r *Repository) loadFrom(ctx context.Context, bid id.ID, loc index.Location
 			return err
 		})
 	if err != nil {
-		if errors.Is(err, backends.ErrNotExist) || errors.Is(err, backends.ErrRange) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if !errors.Is(err, backends.ErrUnavailable) && (errors.Is(err, backends.ErrNotExist) ||
+			errors.Is(err, backends.ErrRange) || errors.Is(err, io.ErrUnexpectedEOF)) {
 			return nil, berr(fmt.Errorf("%w: %v", ErrInvalidData, err))
 		}
 		return nil, berr(err)

@@ -88,7 +88,7 @@ func (b *Backend) do(ctx context.Context, what string, op func() error) error {
 			return err
 		}
 		if try >= b.o.Tries {
-			return fmt.Errorf("%s on %s: giving up after %d tries: %w", what, b.be.Location(), try, err)
+			return fmt.Errorf("%s on %s: giving up after %d tries: %w (%w)", what, b.be.Location(), try, err, backends.ErrUnavailable)
 		}
 		// Full jitter keeps many hosts from retrying in step.
 		d := delay/2 + rand.N(delay/2+1)

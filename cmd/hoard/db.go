@@ -94,7 +94,11 @@ func runDBBackup(ctx context.Context, g *globals, o *dbBackupOptions, args []str
 	default:
 		return usagef("no database: give a NAME from the config file or a URL, or set DATABASE_URL")
 	}
-	return runItems(ctx, g, "database", dbs, nil, o.tags.Value(), o.host)
+	sn, err := runItems(ctx, g, "database", dbs, nil, o.tags.Value(), o.host)
+	if err != nil {
+		return err
+	}
+	return reportItems(g, sn, nil)
 }
 
 // database finds a database by name in the config file, "default" for
@@ -218,14 +222,14 @@ func dumpFileName(name, format string) string {
 }
 
 // runItems backs up databases and media trees into one snapshot of the
-// given kind ("database" or "run").
-func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Database, media []*config.Media, tags []string, host string) error {
+// given kind ("database" or "run") and returns it; reportItems prints it.
+func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Database, media []*config.Media, tags []string, host string) (*snapshot.Snapshot, error) {
 	var items []archiver.Item
 	infos := make([]*snapshot.DatabaseInfo, len(dbs))
 	for i, d := range dbs {
 		eng, err := g.engine(ctx, d)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		file := dumpFileName(d.Name, eng.Format())
 		items = append(items, archiver.Item{Name: file, Open: func(ctx context.Context) (io.ReadCloser, error) {
@@ -269,14 +273,14 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 
 	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer done()
 	ao := archiver.Options{Logger: g.log, Checkpoint: stallAt(g, os.Getenv("HOARD_TEST_STALL_AT"))}
 	if len(paths) > 0 {
 		sns, _, err := snapshot.List(ctx, r)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ao.Parent = snapshot.Latest(sns, snapshot.Filter{Host: host, Paths: paths})
 	}
@@ -284,15 +288,15 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 	if err != nil {
 		if ctx.Err() != nil {
 			// Interrupted: the dump tool was stopped, not failing.
-			return errors.Join(ctx.Err(), err)
+			return nil, errors.Join(ctx.Err(), err)
 		}
 		var te *dump.ToolError
 		if errors.As(err, &te) && !errors.Is(err, context.Canceled) {
-			return sourceError{fmt.Errorf("%w; no snapshot was made", err)}
+			return nil, sourceError{fmt.Errorf("%w; no snapshot was made", err)}
 		}
-		return err
+		return nil, err
 	}
-	return reportItems(g, sn)
+	return sn, nil
 }
 
 // rootNameOf is the name a path gets in the snapshot.
@@ -303,10 +307,14 @@ func rootNameOf(p string) string {
 	return filepath.Base(p)
 }
 
-func reportItems(g *globals, sn *snapshot.Snapshot) error {
+func reportItems(g *globals, sn *snapshot.Snapshot, extra map[string]any) error {
 	s := sn.Summary
 	if g.json {
-		if err := printJSON(g.stdout, map[string]any{"id": sn.ID.String(), "summary": s, "databases": sn.Source.Databases}); err != nil {
+		out := map[string]any{"id": sn.ID.String(), "summary": s, "databases": sn.Source.Databases}
+		for k, v := range extra {
+			out[k] = v
+		}
+		if err := printJSON(g.stdout, out); err != nil {
 			return err
 		}
 	} else {

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hoard-backup/hoard/backends"
+	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/snapshot"
 )
 
@@ -112,29 +113,60 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string)
 		return err
 	}
 	defer done()
-	var groups []snapshot.Group
+	groups, err := forgetSelect(ctx, g, r, p, by, args)
+	if err != nil {
+		return err
+	}
+	out, removed, err := forgetGroups(ctx, g, r, groups, o.dryRun)
+	if err != nil {
+		return err
+	}
+	if g.json && !o.prune {
+		return printJSON(g.stdout, out)
+	}
+	if !g.json {
+		if o.dryRun {
+			fmt.Fprintln(g.stdout, "dry run: nothing was removed")
+		} else {
+			fmt.Fprintf(g.stdout, "removed %d snapshots\n", removed)
+		}
+	}
+	if o.prune && (removed > 0 || o.dryRun) {
+		return prune(ctx, g, r, maxUnused, o.dryRun)
+	}
+	return nil
+}
+
+// forgetSelect returns the snapshots given by ID as one group to remove, or
+// without IDs, every snapshot grouped and sorted by the policy.
+func forgetSelect(ctx context.Context, g *globals, r *repo.Repository, p snapshot.Policy, by snapshot.GroupBy, args []string) ([]snapshot.Group, error) {
 	if len(args) > 0 {
 		gr := snapshot.Group{Key: "given"}
 		for _, a := range args {
 			sn, err := findSnapshot(ctx, r, a)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			gr.Remove = append(gr.Remove, sn)
 		}
-		groups = append(groups, gr)
-	} else {
-		sns, probs, err := snapshot.List(ctx, r)
-		if err != nil {
-			return err
-		}
-		for _, pr := range probs {
-			g.log.Warn("snapshot file unreadable; left alone", "file", "snapshots/"+pr.ID.String(), "error", pr.Err)
-		}
-		groups = snapshot.ApplyPolicy(sns, p, by)
+		return []snapshot.Group{gr}, nil
 	}
+	sns, probs, err := snapshot.List(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	for _, pr := range probs {
+		g.log.Warn("snapshot file unreadable; left alone", "file", "snapshots/"+pr.ID.String(), "error", pr.Err)
+	}
+	return snapshot.ApplyPolicy(sns, p, by), nil
+}
+
+// forgetGroups prints each group (unless --json) and removes the snapshot
+// files of its Remove list (unless dryRun). The caller holds an exclusive
+// lock. It returns the groups for --json and how many files it removed.
+func forgetGroups(ctx context.Context, g *globals, r *repo.Repository, groups []snapshot.Group, dryRun bool) ([]forgetGroupJSON, int, error) {
 	removed := 0
-	var out []forgetGroupJSON
+	out := []forgetGroupJSON{}
 	for _, gr := range groups {
 		gj := forgetGroupJSON{Group: gr.Key, Keep: []string{}, Remove: []string{}, Reasons: map[string][]string{}}
 		if !g.json {
@@ -152,32 +184,16 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string)
 			if !g.json {
 				fmt.Fprintf(g.stdout, "  remove %s  %s\n", sn.ID.Str(), sn.Time.Local().Format(time.DateTime))
 			}
-			if o.dryRun {
+			if dryRun {
 				continue
 			}
 			err := r.Backend().Remove(ctx, backends.Handle{Type: backends.SnapshotFile, Name: sn.ID.String()})
 			if err != nil {
-				return fmt.Errorf("remove snapshot %s: %w", sn.ID.Str(), err)
+				return out, removed, fmt.Errorf("remove snapshot %s: %w", sn.ID.Str(), err)
 			}
 			removed++
 		}
 		out = append(out, gj)
 	}
-	if g.json && !o.prune {
-		if out == nil {
-			out = []forgetGroupJSON{}
-		}
-		return printJSON(g.stdout, out)
-	}
-	if !g.json {
-		if o.dryRun {
-			fmt.Fprintln(g.stdout, "dry run: nothing was removed")
-		} else {
-			fmt.Fprintf(g.stdout, "removed %d snapshots\n", removed)
-		}
-	}
-	if o.prune && (removed > 0 || o.dryRun) {
-		return prune(ctx, g, r, maxUnused, o.dryRun)
-	}
-	return nil
+	return out, removed, nil
 }

@@ -179,14 +179,14 @@ func (g *globals) openRepo(ctx context.Context, o openOptions) (context.Context,
 
 // uploads is how many packs are stored at once: HOARD_CONNECTIONS, else the
 // backend's own connection count for remote backends (latency hides behind
-// concurrency), else 2 (a local disk gains nothing from more, and each
+// concurrency), else 1 (a local disk gains nothing from more, and each
 // upload holds a pack in memory).
 func uploads(be backends.Backend) int {
 	if n, err := strconv.Atoi(os.Getenv("HOARD_CONNECTIONS")); err == nil && n > 0 {
 		return n
 	}
 	if strings.HasPrefix(be.Location(), "local:") {
-		return 2
+		return 1
 	}
 	return be.Properties().Connections
 }

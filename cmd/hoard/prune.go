@@ -48,16 +48,48 @@ func parsePercent(s string) (float64, error) {
 	return v / 100, nil
 }
 
+// pruneResult is what prune did, as --json prints it.
+type pruneResult struct {
+	DryRun            bool   `json:"dry_run"`
+	UsedBlobs         int    `json:"used_blobs"`
+	UnusedBlobs       int    `json:"unused_blobs"`
+	PacksKept         int    `json:"packs_kept"`
+	PacksDeleted      int    `json:"packs_to_delete"`
+	PacksRepacked     int    `json:"packs_to_repack"`
+	PacksUnindexed    int    `json:"packs_unindexed"`
+	UnindexedRemoved  bool   `json:"unindexed_removed"`
+	BlobsCopied       int    `json:"blobs_to_copy"`
+	BytesCopied       uint64 `json:"bytes_to_copy"`
+	BytesFreed        uint64 `json:"bytes_freed"`
+	PacksWritten      int    `json:"packs_written"`
+	IndexFilesRemoved int    `json:"index_files_removed"`
+
+	blocker string // the lock that kept unindexed packs
+}
+
 // prune runs snapshot.Prune on an open repository under an exclusive lock
 // (or none, for a dry run) and prints what it did.
 func prune(ctx context.Context, g *globals, r *repo.Repository, maxUnused float64, dryRun bool) error {
+	res, err := pruneRepo(ctx, r, maxUnused, dryRun)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return printJSON(g.stdout, res)
+	}
+	printPrune(g, res)
+	return nil
+}
+
+// pruneRepo runs snapshot.Prune and returns what it did, printing nothing.
+func pruneRepo(ctx context.Context, r *repo.Repository, maxUnused float64, dryRun bool) (*pruneResult, error) {
 	host, _ := os.Hostname()
 	// Packs no index names are removed only when no other process may
 	// still write them: every other lock, stale or not, must name a
 	// process of this host that is gone (docs/FORMAT.md, Prune).
 	others, err := lock.List(ctx, r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	removeUnindexed, blocker := true, ""
 	for _, l := range others {
@@ -71,42 +103,28 @@ func prune(ctx context.Context, g *globals, r *repo.Repository, maxUnused float6
 	}
 	plan, st, err := snapshot.Prune(ctx, r, repo.PruneOptions{MaxUnused: maxUnused}, removeUnindexed, dryRun)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	unindexed := len(plan.Unindexed)
 	freed := plan.FreedBytes
 	if removeUnindexed {
 		freed += plan.UnindexedBytes
 	}
-	if g.json {
-		return printJSON(g.stdout, struct {
-			DryRun            bool   `json:"dry_run"`
-			UsedBlobs         int    `json:"used_blobs"`
-			UnusedBlobs       int    `json:"unused_blobs"`
-			PacksKept         int    `json:"packs_kept"`
-			PacksDeleted      int    `json:"packs_to_delete"`
-			PacksRepacked     int    `json:"packs_to_repack"`
-			PacksUnindexed    int    `json:"packs_unindexed"`
-			UnindexedRemoved  bool   `json:"unindexed_removed"`
-			BlobsCopied       int    `json:"blobs_to_copy"`
-			BytesCopied       uint64 `json:"bytes_to_copy"`
-			BytesFreed        uint64 `json:"bytes_freed"`
-			PacksWritten      int    `json:"packs_written"`
-			IndexFilesRemoved int    `json:"index_files_removed"`
-		}{dryRun, plan.UsedBlobs, plan.UnusedBlobs, plan.Keep, len(plan.Delete), len(plan.Repack), unindexed,
-			removeUnindexed && !dryRun, plan.CopyBlobs, plan.CopyBytes, freed, st.PacksWritten, st.IndexFilesRemoved})
-	}
+	return &pruneResult{dryRun, plan.UsedBlobs, plan.UnusedBlobs, plan.Keep, len(plan.Delete), len(plan.Repack), len(plan.Unindexed),
+		removeUnindexed && !dryRun, plan.CopyBlobs, plan.CopyBytes, freed, st.PacksWritten, st.IndexFilesRemoved, blocker}, nil
+}
+
+// printPrune prints a pruneResult for people.
+func printPrune(g *globals, res *pruneResult) {
 	w := g.stdout
 	verb := "removed"
-	if dryRun {
+	if res.DryRun {
 		verb = "would remove"
 	}
-	fmt.Fprintf(w, "%d used blobs, %d unused blob copies\n", plan.UsedBlobs, plan.UnusedBlobs)
+	fmt.Fprintf(w, "%d used blobs, %d unused blob copies\n", res.UsedBlobs, res.UnusedBlobs)
 	fmt.Fprintf(w, "packs: %d kept, %d unused, %d repacked (%d blobs, %s copied), %d not in any index\n",
-		plan.Keep, len(plan.Delete), len(plan.Repack), plan.CopyBlobs, formatBytes(plan.CopyBytes), unindexed)
-	if unindexed > 0 && !removeUnindexed {
-		fmt.Fprintf(w, "packs not in any index are kept: another process may still index them (lock of %s); if it is gone, run hoard unlock and prune again\n", blocker)
+		res.PacksKept, res.PacksDeleted, res.PacksRepacked, res.BlobsCopied, formatBytes(res.BytesCopied), res.PacksUnindexed)
+	if res.PacksUnindexed > 0 && res.blocker != "" {
+		fmt.Fprintf(w, "packs not in any index are kept: another process may still index them (lock of %s); if it is gone, run hoard unlock and prune again\n", res.blocker)
 	}
-	fmt.Fprintf(w, "%s %s\n", verb, formatBytes(freed))
-	return nil
+	fmt.Fprintf(w, "%s %s\n", verb, formatBytes(res.BytesFreed))
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/urfave/cli/v2"
 
@@ -50,5 +51,30 @@ func runRun(ctx context.Context, g *globals, o *runOptions) error {
 	if len(dbs) == 0 && len(media) == 0 {
 		return usagef("%s names no databases and no media trees", cfg.File)
 	}
-	return runItems(ctx, g, "run", dbs, media, o.tags.Value(), o.host)
+	sn, err := runItems(ctx, g, "run", dbs, media, o.tags.Value(), o.host)
+	if err != nil {
+		return err // no snapshot: nothing is forgotten
+	}
+	if cfg.Retention.IsZero() {
+		return reportItems(g, sn, nil)
+	}
+	if sn.Summary.Errors > 0 {
+		g.log.Warn("the snapshot is incomplete, so [retention] was not applied", "snapshot", sn.ID.Str())
+		return reportItems(g, sn, nil)
+	}
+	if !g.json {
+		if err := reportItems(g, sn, nil); err != nil {
+			return err
+		}
+	}
+	extra, err := applyRetention(ctx, g, cfg.Retention)
+	if g.json {
+		if jerr := reportItems(g, sn, extra); jerr != nil {
+			return jerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("snapshot %s saved, but [retention] failed: %w", sn.ID.Str(), err)
+	}
+	return nil
 }

@@ -197,11 +197,14 @@ func (a *Archiver) saveStream(it *Item, name string) (*future, error) {
 	}
 	f := newFuture()
 	f.pending.Store(1)
-	size, err := a.chunkReader(rc, f)
+	ra := newReadAhead(rc, 2<<20, 3)
+	size, err := a.chunkReader(ra, f)
 	if err != nil {
-		rc.Close()
+		rc.Close() // unblocks the read-ahead if it waits on the stream
+		ra.stopAndWait()
 		return nil, fmt.Errorf("archiver: read %s: %w", it.Name, err)
 	}
+	ra.stopAndWait()
 	if err := rc.Close(); err != nil {
 		return nil, fmt.Errorf("archiver: %s: %w", it.Name, err)
 	}

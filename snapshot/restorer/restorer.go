@@ -483,7 +483,10 @@ func (rs *restorer) restorePack(ctx context.Context, refs []blobRef) error {
 		if err == nil {
 			err = io.ErrUnexpectedEOF
 		}
-		if errors.Is(err, backends.ErrNotExist) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, backends.ErrRange) {
+		// A short or missing pack is damage; a backend that could not be
+		// reached after every retry is not.
+		if !errors.Is(err, backends.ErrUnavailable) && (errors.Is(err, backends.ErrNotExist) ||
+			errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, backends.ErrRange)) {
 			err = fmt.Errorf("%w: %v", repo.ErrInvalidData, err)
 		}
 		if e := rs.write(refs[next], nil, &repo.BlobError{Type: pack.DataBlob, ID: refs[next].id, Pack: p.ID, Err: err}); e != nil {
