@@ -159,6 +159,11 @@ func (b *Backend) Create(ctx context.Context) error {
 		case errors.As(err, &resp) && resp.Code == "BucketAlreadyExists":
 			return fmt.Errorf("s3: create bucket %s: the name is taken by another account: %w", b.bucket, backends.ErrPermanent)
 		default:
+			// Servers answer a create racing another one inconsistently
+			// (versitygw with a 500): if the bucket is there now, it was made.
+			if ok, serr := b.client.BucketExists(ctx, b.bucket); serr == nil && ok {
+				break
+			}
 			return b.fail(ctx, "create bucket "+b.bucket, err)
 		}
 	}
