@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/hoard-backup/hoard/backends"
+	"github.com/hoard-backup/hoard/backends/internal/httpconn"
 )
 
 // ChunkSize is the size of the files sent with one upload call, and of the
@@ -77,7 +78,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		if !ok {
 			def = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
 		}
-		base = newTransport(def, cfg.Dial, timeout)
+		base = httpconn.NewTransport(def, cfg.Dial, timeout)
 	}
 	api, content, tokenURL := "https://api.dropboxapi.com", "https://content.dropboxapi.com", "https://api.dropboxapi.com/oauth2/token"
 	if cfg.APIURL != "" {
@@ -182,7 +183,7 @@ func (b *Backend) Save(ctx context.Context, h backends.Handle, rd backends.Rewin
 	if size < 0 {
 		return fmt.Errorf("dropbox: save %s: reader has negative length %d: %w", h, size, backends.ErrPermanent)
 	}
-	up := &upload{b: b, h: h, rd: ctxReader{ctx: ctx, r: rd}, size: size, hash: contenthash.New(),
+	up := &upload{b: b, h: h, rd: backends.ContextReader(ctx, rd), size: size, hash: contenthash.New(),
 		buf: make([]byte, min(size, ChunkSize))}
 	commit := files.NewCommitInfo(path) // mode add, no autorename
 	commit.Mute = true
@@ -344,14 +345,14 @@ func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offse
 		case offset < fi.Size:
 			return fmt.Errorf("dropbox: load %s: the server refused offset %d of a %d-byte file", h, offset, fi.Size)
 		}
-		return fn(&exactReader{r: strings.NewReader(""), left: int64(length)})
+		return fn(backends.ExactReader(strings.NewReader(""), int64(length)))
 	}
 	defer func() { _ = body.Close() }() // read-only: nothing to lose
 	want := int64(length)
 	if length == 0 {
 		want = int64(md.Size) - offset
 	}
-	return fn(&exactReader{r: ctxReader{ctx: ctx, r: body}, left: want})
+	return fn(backends.ExactReader(backends.ContextReader(ctx, body), want))
 }
 
 // Stat returns the size of h.
@@ -500,44 +501,4 @@ func (b *Backend) path(h backends.Handle) (string, error) {
 		return b.root + "/" + string(h.Type) + "/" + h.Name[:2] + "/" + h.Name, nil
 	}
 	return b.root + "/" + string(h.Type) + "/" + h.Name, nil
-}
-
-// ctxReader fails reads once ctx is done, so that long reads can be cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
-}
-
-// exactReader yields left bytes of r and reports io.ErrUnexpectedEOF if r
-// ends early.
-type exactReader struct {
-	r    io.Reader
-	left int64
-}
-
-func (r *exactReader) Read(p []byte) (int, error) {
-	if r.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > r.left {
-		p = p[:r.left]
-	}
-	n, err := r.r.Read(p)
-	r.left -= int64(n)
-	if errors.Is(err, io.EOF) {
-		if r.left > 0 {
-			return n, io.ErrUnexpectedEOF
-		}
-		if n > 0 {
-			err = nil
-		}
-	}
-	return n, err
 }

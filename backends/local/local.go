@@ -229,7 +229,7 @@ func (b *Backend) write(ctx context.Context, f *os.File, rd backends.RewindReade
 		}
 		// Copy at most one byte more than promised, to detect a long reader
 		// without writing all of it.
-		n, err := io.Copy(f, io.LimitReader(ctxReader{ctx: ctx, r: rd}, want+1))
+		n, err := io.Copy(f, io.LimitReader(backends.ContextReader(ctx, rd), want+1))
 		if err != nil {
 			return err
 		}
@@ -272,7 +272,7 @@ func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offse
 	if length == 0 {
 		n = fi.Size() - offset
 	}
-	return fn(&exactReader{r: ctxReader{ctx: ctx, r: io.NewSectionReader(f, offset, n)}, left: n})
+	return fn(backends.ExactReader(backends.ContextReader(ctx, io.NewSectionReader(f, offset, n)), n))
 }
 
 // Stat returns the size of h.
@@ -498,44 +498,4 @@ func syncDir(dir string) error {
 // not support fsync (some network and FUSE file systems).
 func syncUnsupported(err error) bool {
 	return errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, errors.ErrUnsupported)
-}
-
-// ctxReader fails reads once ctx is done, so that long copies can be cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
-}
-
-// exactReader yields left bytes of r and reports io.ErrUnexpectedEOF if r
-// ends early.
-type exactReader struct {
-	r    io.Reader
-	left int64
-}
-
-func (r *exactReader) Read(p []byte) (int, error) {
-	if r.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > r.left {
-		p = p[:r.left]
-	}
-	n, err := r.r.Read(p)
-	r.left -= int64(n)
-	if errors.Is(err, io.EOF) {
-		if r.left > 0 {
-			return n, io.ErrUnexpectedEOF
-		}
-		if n > 0 {
-			err = nil
-		}
-	}
-	return n, err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/hoard-backup/hoard/backends"
+	"github.com/hoard-backup/hoard/backends/internal/httpconn"
 )
 
 // Opener opens the S3 backend that location names (see ParseConfig), with
@@ -77,7 +78,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		if timeout == 0 {
 			timeout = DefaultTimeout
 		}
-		transport = newTransport(t, cfg.Dial, timeout)
+		transport = httpconn.NewTransport(t, cfg.Dial, timeout)
 	}
 	lookup := minio.BucketLookupAuto
 	switch strings.ToLower(cfg.BucketLookup) {
@@ -249,7 +250,7 @@ func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offse
 		case offset < fi.Size: // replaced meanwhile: let the caller retry
 			return fmt.Errorf("s3: load %s: the server refused offset %d of a %d-byte file", h, offset, fi.Size)
 		}
-		return fn(&exactReader{r: strings.NewReader(""), left: int64(length)})
+		return fn(backends.ExactReader(strings.NewReader(""), int64(length)))
 	}
 	defer func() { _ = body.Close() }() // read-only: nothing to lose
 	if ranged && header.Get("Content-Range") == "" {
@@ -259,7 +260,7 @@ func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offse
 	if length == 0 {
 		want = info.Size
 	}
-	return fn(&exactReader{r: ctxReader{ctx: ctx, r: body}, left: want})
+	return fn(backends.ExactReader(backends.ContextReader(ctx, body), want))
 }
 
 // Stat returns the size of h.

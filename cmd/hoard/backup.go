@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"sort"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hoard-backup/hoard/dump"
 	"github.com/hoard-backup/hoard/snapshot"
 	"github.com/hoard-backup/hoard/snapshot/archiver"
 )
@@ -119,73 +118,20 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 	return reportBackup(g, sn)
 }
 
-// backupCommandOutput runs argv and backs up its standard output. Its
-// standard error goes to ours and its tail is kept for the error message.
+// backupCommandOutput runs argv and backs up its standard output, through
+// the same runner as the database dumps (dump.Command): its standard error
+// goes to ours as it runs, and a command that fails or is killed leaves no
+// snapshot and an error carrying the end of its standard error.
 func backupCommandOutput(ctx context.Context, g *globals, a *archiver.Archiver, argv []string, name string, meta archiver.Meta) (*snapshot.Snapshot, error) {
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
-	tail := &tailBuffer{max: 4096}
-	cmd.Stderr = io.MultiWriter(g.stderr, tail)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, sourceError{fmt.Errorf("cannot start %s: %w", argv[0], err)}
-	}
-	waited := false
-	wait := func() error {
-		waited = true
-		if err := cmd.Wait(); err != nil {
-			msg := strings.TrimSpace(tail.String())
-			if msg != "" {
-				msg = ": " + msg
-			}
-			return sourceError{fmt.Errorf("command %q failed (%v)%s; no snapshot was made", strings.Join(argv, " "), err, msg)}
-		}
-		return nil
-	}
-	sn, err := a.BackupReader(ctx, out, name, meta, wait)
-	if !waited {
-		cancel()
-		werr := wait()
-		var se sourceError
-		if err != nil && errors.As(werr, &se) && !errors.Is(err, context.Canceled) {
-			// The command's failure is the cause most worth telling.
-			return nil, fmt.Errorf("%w (%v)", werr, err)
-		}
+	c := dump.Command{Path: argv[0], Args: argv[1:], Stderr: g.stderr}
+	sn, err := a.Backup(ctx, []archiver.Item{{Name: name, Open: func(ctx context.Context) (io.ReadCloser, error) {
+		return c.Start(ctx)
+	}}}, meta)
+	var te *dump.ToolError
+	if errors.As(err, &te) {
+		return nil, sourceError{fmt.Errorf("command %q: %w; no snapshot was made", strings.Join(argv, " "), te)}
 	}
 	return sn, err
-}
-
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf bytes.Buffer
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf.Write(p)
-	if t.buf.Len() > 2*t.max {
-		b := t.buf.Bytes()
-		keep := append([]byte(nil), b[len(b)-t.max:]...)
-		t.buf.Reset()
-		t.buf.Write(keep)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b := t.buf.Bytes()
-	if len(b) > t.max {
-		b = b[len(b)-t.max:]
-	}
-	return string(b)
 }
 
 func reportBackup(g *globals, sn *snapshot.Snapshot) error {

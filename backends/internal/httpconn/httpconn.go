@@ -1,4 +1,6 @@
-package s3
+// Package httpconn makes HTTP transports whose connections fail when
+// nothing moves on them, for the backends that speak HTTP (S3, Dropbox).
+package httpconn
 
 import (
 	"context"
@@ -7,10 +9,10 @@ import (
 	"time"
 )
 
-// newTransport returns an HTTP transport like base whose connections are
+// NewTransport returns an HTTP transport like base whose connections are
 // dialled with dial (a net.Dialer if nil) and fail when nothing moves on
 // them for timeout.
-func newTransport(base *http.Transport, dial func(ctx context.Context, network, addr string) (net.Conn, error), timeout time.Duration) *http.Transport {
+func NewTransport(base *http.Transport, dial func(ctx context.Context, network, addr string) (net.Conn, error), timeout time.Duration) *http.Transport {
 	t := base.Clone()
 	if dial == nil {
 		d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
