@@ -72,12 +72,16 @@ func (c Command) toolError(err error, tail *tailBuffer) *ToolError {
 func (c Command) Start(ctx context.Context) (*Stream, error) {
 	cctx, cancel := context.WithCancel(ctx)
 	cmd, tail := c.cmd(cctx)
-	out, err := cmd.StdoutPipe()
+	out, w, err := newPipe()
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout = w
+	err = cmd.Start()
+	w.Close() // the tool holds its own copy
+	if err != nil {
+		out.Close()
 		cancel()
 		return nil, c.toolError(err, tail)
 	}
@@ -88,7 +92,7 @@ func (c Command) Start(ctx context.Context) (*Stream, error) {
 type Stream struct {
 	c      Command
 	cmd    *exec.Cmd
-	out    io.ReadCloser
+	out    *os.File
 	tail   *tailBuffer
 	cancel context.CancelFunc
 
@@ -117,6 +121,7 @@ func (s *Stream) Close() error {
 		s.cancel()
 	}
 	err := s.cmd.Wait()
+	s.out.Close()
 	s.cancel()
 	switch {
 	case err != nil && !s.eof:
@@ -161,6 +166,9 @@ func (c Command) Feed(ctx context.Context, r io.Reader) error {
 	defer cancel()
 	cmd, tail := c.cmd(cctx)
 	cmd.Stdout = cmd.Stderr
+	// The default pipe buffer: a larger one would hide a tool that exits
+	// without reading the last of its input (the check below would miss up
+	// to a buffer's worth).
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return err
