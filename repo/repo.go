@@ -229,8 +229,11 @@ func Init(ctx context.Context, be backends.Backend, o InitOptions) (*Repository,
 }
 
 func newRepository(be backends.Backend, keys *crypto.Keys, keyName string, o Options) *Repository {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithLowerEncoderMem(true))
+	// EncodeAll runs at most the encoder's concurrency at once: one per
+	// worker, or the workers would take turns compressing. No frame
+	// checksum: the seal and the keyed blob ID already cover the plaintext.
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(max(o.Workers, 1)),
+		zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
 	if err != nil {
 		panic(err) // only on invalid options, which are constant here
 	}
