@@ -112,6 +112,7 @@ type Chunker struct {
 	off  int
 	cuts []int // known cut positions in buf (end of a chunk, exclusive), ascending
 	eof  bool
+	tail bool // eof, and cuts holds every cut up to the end of the stream
 	err  error
 }
 
@@ -122,7 +123,7 @@ func New(rd io.Reader, pol Pol, p Params) *Chunker {
 
 // Reset starts a new stream, keeping the buffers.
 func (c *Chunker) Reset(rd io.Reader) {
-	c.rd, c.buf, c.off, c.cuts, c.eof, c.err = rd, c.buf[:0], 0, c.cuts[:0], false, nil
+	c.rd, c.buf, c.off, c.cuts, c.eof, c.tail, c.err = rd, c.buf[:0], 0, c.cuts[:0], false, false, nil
 }
 
 // SetWorkers bounds the goroutines that chunk in parallel (at least 1).
@@ -139,7 +140,7 @@ func (c *Chunker) newBase() *chunker.BaseChunker {
 // or io.EOF after the last one.
 func (c *Chunker) Next(buf []byte) ([]byte, error) {
 	for len(c.cuts) == 0 {
-		if c.eof {
+		if c.eof && c.tail {
 			if c.off == len(c.buf) {
 				return nil, io.EOF
 			}
@@ -147,16 +148,56 @@ func (c *Chunker) Next(buf []byte) ([]byte, error) {
 			c.cuts = append(c.cuts, len(c.buf))
 			break
 		}
-		if err := c.fill(); err != nil {
-			return nil, err
+		if !c.eof {
+			if err := c.fill(); err != nil {
+				return nil, err
+			}
 		}
 		c.cuts = c.chain(c.off, len(c.buf))
+		c.tail = c.eof
 	}
 	end := c.cuts[0]
 	c.cuts = c.cuts[1:]
 	out := append(buf[:0], c.buf[c.off:end]...)
 	c.off = end
 	return out, nil
+}
+
+// Peek returns the next n bytes of the stream (fewer only at its end)
+// without consuming them; they are valid until the next call. With Take it
+// lets a caller recognise a chunk it expects without searching for cut
+// points (see Take).
+func (c *Chunker) Peek(n int) ([]byte, error) {
+	if n > int(c.p.MaxSize) {
+		n = int(c.p.MaxSize)
+	}
+	if len(c.buf)-c.off < n && !c.eof {
+		if err := c.fill(); err != nil {
+			return nil, err
+		}
+	}
+	return c.buf[c.off:min(c.off+n, len(c.buf))], nil
+}
+
+// Take consumes the next n bytes (at most what Peek returned) as one chunk.
+//
+// The caller must know that they are one: a chunk's cut depends only on
+// its own bytes, because the fingerprint restarts at every cut, so bytes
+// equal to those of a chunk that the same polynomial and profile cut
+// elsewhere (one that did not end at its stream's end) end at the same
+// cut here too. That is how an earlier backup of a stream makes chunking
+// it again nearly free. Should the caller be wrong, the stream is still
+// stored whole; only later cuts differ from what Next alone would give.
+func (c *Chunker) Take(n int) {
+	end := c.off + n
+	k := sort.SearchInts(c.cuts, end)
+	if k < len(c.cuts) && c.cuts[k] == end {
+		c.cuts = c.cuts[k+1:]
+	} else {
+		// Not a cut the chain knows: start it again at end.
+		c.cuts, c.tail = c.cuts[:0], false
+	}
+	c.off = end
 }
 
 // fill reads until a round's worth of bytes (or the stream's end) is
@@ -167,7 +208,11 @@ func (c *Chunker) fill() error {
 	}
 	if c.off > 0 {
 		n := copy(c.buf, c.buf[c.off:])
-		c.buf, c.off = c.buf[:n], 0
+		c.buf = c.buf[:n]
+		for i := range c.cuts {
+			c.cuts[i] -= c.off
+		}
+		c.off = 0
 	}
 	want := c.round + int(c.p.MaxSize)
 	for len(c.buf) < want && !c.eof {

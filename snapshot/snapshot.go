@@ -70,9 +70,10 @@ type Summary struct {
 	DataBlobsNew    uint64 `json:"data_blobs_new"`
 	TreeBlobsNew    uint64 `json:"tree_blobs_new"`
 	BytesRead       uint64 `json:"bytes_read"`
-	BytesAdded      uint64 `json:"bytes_added"`  // plaintext bytes of new blobs
-	BytesStored     uint64 `json:"bytes_stored"` // sealed bytes of new blobs
-	TotalBytes      uint64 `json:"total_bytes"`  // size of everything in the snapshot
+	BytesMatched    uint64 `json:"bytes_matched,omitempty"` // of BytesRead: chunks of the parent's recognised by hash
+	BytesAdded      uint64 `json:"bytes_added"`             // plaintext bytes of new blobs
+	BytesStored     uint64 `json:"bytes_stored"`            // sealed bytes of new blobs
+	TotalBytes      uint64 `json:"total_bytes"`             // size of everything in the snapshot
 	Errors          uint64 `json:"errors,omitempty"`
 	DurationNs      int64  `json:"duration_ns"`
 }
@@ -193,7 +194,8 @@ type Filter struct {
 	Tags  []string
 }
 
-func (f Filter) match(sn *Snapshot) bool {
+// Match reports whether sn passes the filter.
+func (f Filter) Match(sn *Snapshot) bool {
 	if f.Host != "" && sn.Host != f.Host {
 		return false
 	}
@@ -230,7 +232,7 @@ func sameStrings(a, b []string) bool {
 // Latest returns the newest snapshot matching f among sns (sorted by time), or nil.
 func Latest(sns []*Snapshot, f Filter) *Snapshot {
 	for i := len(sns) - 1; i >= 0; i-- {
-		if f.match(sns[i]) {
+		if f.Match(sns[i]) {
 			return sns[i]
 		}
 	}

@@ -47,7 +47,7 @@ func backupCommand(g *globals) *cli.Command {
 				Usage: "file name for --stdin and --stdin-from-command"},
 			&cli.BoolFlag{Name: "stdin-from-command", Destination: &o.fromCommand,
 				Usage: "run the command after -- and back up its output; no snapshot unless it exits 0"},
-			&cli.BoolFlag{Name: "force", Destination: &o.force, Usage: "read every file, ignoring the parent snapshot"},
+			&cli.BoolFlag{Name: "force", Destination: &o.force, Usage: "read every file and search every chunk, ignoring the parent snapshot"},
 			&cli.StringFlag{Name: "parent", Destination: &o.parent, Usage: "use this snapshot as parent instead of the latest"},
 		},
 		Action: func(c *cli.Context) error { return runBackup(c.Context, g, o, c.Args().Slice()) },
@@ -82,6 +82,18 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 	}
 	ao := archiver.Options{Excludes: o.excludes.Value(), Logger: g.log, Checkpoint: stallAt(g, os.Getenv("HOARD_TEST_STALL_AT"))}
 	var sn *snapshot.Snapshot
+	if (o.stdin || o.fromCommand) && !o.force {
+		if o.parent != "" {
+			ao.Parent, err = findSnapshot(ctx, r, o.parent)
+		} else {
+			var sns []*snapshot.Snapshot
+			sns, _, err = snapshot.List(ctx, r)
+			ao.Parent = streamParent(sns, meta.Host, o.stdinFilename)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	switch {
 	case o.stdin:
 		meta.Source = snapshot.Source{Kind: "stdin", Filename: o.stdinFilename}

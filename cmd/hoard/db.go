@@ -277,13 +277,15 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 	}
 	defer done()
 	ao := archiver.Options{Logger: g.log, Checkpoint: stallAt(g, os.Getenv("HOARD_TEST_STALL_AT"))}
-	if len(paths) > 0 {
-		sns, _, err := snapshot.List(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		ao.Parent = snapshot.Latest(sns, snapshot.Filter{Host: host, Paths: paths})
+	sns, _, err := snapshot.List(ctx, r)
+	if err != nil {
+		return nil, err
 	}
+	names := make([]string, len(dbs))
+	for i, d := range dbs {
+		names[i] = d.Name
+	}
+	ao.Parent = dbParent(sns, host, paths, names)
 	sn, err := archiver.New(r, ao).Backup(ctx, items, meta)
 	if err != nil {
 		if ctx.Err() != nil {

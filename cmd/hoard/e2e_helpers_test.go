@@ -194,6 +194,7 @@ type backupResult struct {
 		Dirs            uint64 `json:"dirs"`
 		DataBlobsNew    uint64 `json:"data_blobs_new"`
 		BytesRead       uint64 `json:"bytes_read"`
+		BytesMatched    uint64 `json:"bytes_matched"`
 		BytesAdded      uint64 `json:"bytes_added"`
 		TotalBytes      uint64 `json:"total_bytes"`
 		Errors          uint64 `json:"errors"`

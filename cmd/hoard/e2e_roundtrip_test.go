@@ -566,6 +566,12 @@ func TestE2ERoundtripStream(t *testing.T) {
 	if second.Summary.BytesAdded > 0 {
 		t.Errorf("same stream again added %d bytes of new blobs", second.Summary.BytesAdded)
 	}
+	// The first backup is the second's parent: all but its last chunk (at
+	// most 8 MiB) are recognised by hash, without chunking.
+	if first.Summary.BytesMatched != 0 || second.Summary.BytesMatched < size-8<<20 {
+		t.Errorf("bytes matched by the parent's chunks: %d in the first backup, %d of %d in the second",
+			first.Summary.BytesMatched, second.Summary.BytesMatched, size)
+	}
 
 	// The same stream with 1 MiB of other random bytes inserted just after
 	// the middle.
@@ -579,6 +585,9 @@ func TestE2ERoundtripStream(t *testing.T) {
 	}
 	size3 := e.repoSize()
 	checkGrowth(t, "stream with 1 MiB inserted", size2, size3, 0.01)
+	if third.Summary.BytesMatched < size*9/10 {
+		t.Errorf("stream with 1 MiB inserted: %d bytes matched by the parent's chunks", third.Summary.BytesMatched)
+	}
 	got, n = dumpSum(third.ID[:10])
 	if got != sum3 || n != n3 {
 		t.Errorf("dump of the stream with an insertion: %d bytes with SHA-256 %s, backed up %d bytes with %s", n, got, n3, sum3)

@@ -78,6 +78,7 @@ type Archiver struct {
 type counters struct {
 	filesNew, filesChanged, filesUnmodified, dirs atomic.Uint64
 	dataNew, treeNew, bytesRead, bytesAdded       atomic.Uint64
+	bytesMatched                                  atomic.Uint64
 	bytesStored, total, errors                    atomic.Uint64
 }
 
@@ -100,7 +101,9 @@ type chunkJob struct {
 	data []byte
 	buf  []byte // returned to the pool
 	res  id.ID
-	f    *future
+	// hashed: res was computed by the reader (see previous)
+	hashed bool
+	f      *future
 }
 
 // future is a node whose content or subtree is still being saved.
@@ -152,7 +155,10 @@ func (a *Archiver) worker() error {
 				return nil
 			}
 			n := len(j.data)
-			res, err := a.r.SaveBlob(a.ctx, pack.DataBlob, j.data)
+			if !j.hashed {
+				j.res = a.r.BlobID(j.data)
+			}
+			res, err := a.r.SaveBlobWithID(a.ctx, pack.DataBlob, j.res, j.data)
 			a.bufs <- j.buf[:0]
 			j.buf, j.data = nil, nil
 			if err != nil {
@@ -178,8 +184,10 @@ func (a *Archiver) checkpoint(point string) {
 	}
 }
 
-// chunkReader splits rd into jobs for f. A read error is returned as is.
-func (a *Archiver) chunkReader(rd io.Reader, f *future) (uint64, error) {
+// chunkReader splits rd into jobs for f. prev, when not nil, is the old
+// content of the same file or stream (see previous). A read error is
+// returned as is.
+func (a *Archiver) chunkReader(rd io.Reader, f *future, prev *previous) (uint64, error) {
 	if a.chunker == nil {
 		a.chunker = chunk.New(rd, a.r.Polynomial(), a.r.Config().Chunker)
 	} else {
@@ -188,6 +196,24 @@ func (a *Archiver) chunkReader(rd io.Reader, f *future) (uint64, error) {
 	c := a.chunker
 	var size uint64
 	for {
+		if bid, n, ok := prev.expect(); ok {
+			data, err := c.Peek(n)
+			if err != nil {
+				return size, err
+			}
+			if len(data) == n && a.r.BlobID(data) == bid {
+				c.Take(n)
+				prev.matched()
+				size += uint64(n)
+				a.sum.bytesRead.Add(uint64(n))
+				a.sum.bytesMatched.Add(uint64(n))
+				f.jobs = append(f.jobs, &chunkJob{res: bid, f: f})
+				continue
+			}
+			prev.missed()
+		} else if prev != nil {
+			prev.missed()
+		}
 		var buf []byte
 		select {
 		case <-a.ctx.Done():
@@ -206,6 +232,11 @@ func (a *Archiver) chunkReader(rd io.Reader, f *future) (uint64, error) {
 		size += uint64(len(data))
 		a.sum.bytesRead.Add(uint64(len(data)))
 		j := &chunkJob{data: data, buf: data, f: f}
+		if prev != nil {
+			// Out of step: hash here, to find the way back.
+			j.res, j.hashed = a.r.BlobID(data), true
+			prev.cut(j.res)
+		}
 		f.jobs = append(f.jobs, j)
 		f.pending.Add(1)
 		select {
@@ -272,7 +303,7 @@ func (a *Archiver) finish(ctx context.Context, root *future, meta Meta, started 
 		FilesNew: a.sum.filesNew.Load(), FilesChanged: a.sum.filesChanged.Load(),
 		FilesUnmodified: a.sum.filesUnmodified.Load(), Dirs: a.sum.dirs.Load(),
 		DataBlobsNew: a.sum.dataNew.Load(), TreeBlobsNew: a.sum.treeNew.Load(),
-		BytesRead: a.sum.bytesRead.Load(), BytesAdded: a.sum.bytesAdded.Load(),
+		BytesRead: a.sum.bytesRead.Load(), BytesMatched: a.sum.bytesMatched.Load(), BytesAdded: a.sum.bytesAdded.Load(),
 		BytesStored: a.sum.bytesStored.Load(), TotalBytes: a.sum.total.Load(), Errors: a.sum.errors.Load(),
 		DurationNs: a.o.Now().Sub(started).Nanoseconds(),
 	}

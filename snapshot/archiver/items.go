@@ -174,7 +174,7 @@ func (a *Archiver) saveVdir(d *vdir, prefix string, parent *snapshot.Tree, start
 			err error
 		)
 		if it.Open != nil {
-			f, err = a.saveStream(it, name)
+			f, err = a.saveStream(it, name, old)
 		} else {
 			f, err = a.saveNode(it.Path, name, old, it.Excludes)
 		}
@@ -186,8 +186,9 @@ func (a *Archiver) saveVdir(d *vdir, prefix string, parent *snapshot.Tree, start
 	return out, nil
 }
 
-// saveStream opens, reads and closes a stream item.
-func (a *Archiver) saveStream(it *Item, name string) (*future, error) {
+// saveStream opens, reads and closes a stream item; old is its node in
+// the parent snapshot, if any.
+func (a *Archiver) saveStream(it *Item, name string, old *snapshot.Node) (*future, error) {
 	if err := a.ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -198,7 +199,7 @@ func (a *Archiver) saveStream(it *Item, name string) (*future, error) {
 	f := newFuture()
 	f.pending.Store(1)
 	ra := newReadAhead(rc, 2<<20, 3)
-	size, err := a.chunkReader(ra, f)
+	size, err := a.chunkReader(ra, f, a.previousOf(old))
 	if err != nil {
 		rc.Close() // unblocks the read-ahead if it waits on the stream
 		ra.stopAndWait()

@@ -1,0 +1,47 @@
+package main
+
+import "github.com/hoard-backup/hoard/snapshot"
+
+// streamParent is the parent of a backup of standard input or a command's
+// output: the newest snapshot of the host that stored a stream under the
+// same file name. Its content lets the archiver recognise the unchanged
+// chunks of today's stream without searching for cut points.
+func streamParent(sns []*snapshot.Snapshot, host, filename string) *snapshot.Snapshot {
+	for i := len(sns) - 1; i >= 0; i-- {
+		sn := sns[i]
+		k := sn.Source.Kind
+		if sn.Host == host && (k == "stdin" || k == "command") && sn.Source.Filename == filename {
+			return sn
+		}
+	}
+	return nil
+}
+
+// dbParent is the parent of a backup of databases (and media trees: paths):
+// among the host's snapshots of the same media paths, the newest of those
+// that hold the most of the databases. Without media paths, a snapshot
+// holding none of them is no parent.
+func dbParent(sns []*snapshot.Snapshot, host string, paths, dbs []string) *snapshot.Snapshot {
+	f := snapshot.Filter{Host: host, Paths: paths}
+	var best *snapshot.Snapshot
+	bestScore := 0
+	for i := len(sns) - 1; i >= 0; i-- {
+		sn := sns[i]
+		if !f.Match(sn) {
+			continue
+		}
+		score := 0
+		for _, name := range dbs {
+			if sn.Source.Database(name) != nil {
+				score++
+			}
+		}
+		if best == nil && len(paths) > 0 || score > bestScore {
+			best, bestScore = sn, score
+		}
+	}
+	if len(paths) == 0 && bestScore == 0 {
+		return nil
+	}
+	return best
+}
