@@ -46,43 +46,82 @@ size=$(dump_mb "$DB")
 load() { cat /proc/loadavg | cut -d' ' -f1-3; }
 load_before=$(load)
 
-declare -a T_DUMP T_FIRST T_AGAIN T_RESTORE T_PGRESTORE
-for r in $(seq 1 "$REPS"); do
-	T_DUMP+=("$(wall "$WORK/pgdump.log" bash -c "pg_dump -Fc -Z0 -d '$URL' >/dev/null")")
-	repo=$WORK/repo-$r
-	"$WORK/hoard" -r "$repo" init --s2k iterated >/dev/null
-	T_FIRST+=("$(wall "$WORK/first-$r.log" "$WORK/hoard" -r "$repo" db backup "$URL")")
-	T_AGAIN+=("$(wall "$WORK/again-$r.log" "$WORK/hoard" -r "$repo" db backup "$URL")")
-	bench_log "run $r: pg_dump ${T_DUMP[-1]} s, hoard first ${T_FIRST[-1]} s, again ${T_AGAIN[-1]} s"
-done
+# cpu_s: CPU seconds the whole machine has spent (user, nice, system, irq,
+# softirq), from /proc/stat: what the tool, the server backend and hoard
+# used together.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.2f", ($2+$3+$4+$7+$8)/hz}' /proc/stat; }
+# timed NAME LOG CMD...: wall time of CMD into T_NAME, machine CPU into C_NAME.
+timed() {
+	local name=$1 log=$2 c0 c1 w
+	shift 2
+	c0=$(cpu_s)
+	w=$(wall "$log" "$@")
+	c1=$(cpu_s)
+	eval "T_$name+=($w)"
+	eval "C_$name+=($(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b-a}'))"
+}
+
+declare -a T_DUMP T_FIRST T_AGAIN T_ALONE T_DUMP2 T_DAY T_RESTORE T_PGRESTORE
+declare -a C_DUMP C_FIRST C_AGAIN C_ALONE C_DUMP2 C_DAY C_RESTORE C_PGRESTORE
 pg_dump -Fc -Z0 -d "$URL" -f "$WORK/db.pgdump"
 for r in $(seq 1 "$REPS"); do
+	timed DUMP "$WORK/pgdump.log" bash -c "pg_dump -Fc -Z0 -d '$URL' >/dev/null"
+	repo=$WORK/repo-$r
+	"$WORK/hoard" -r "$repo" init --s2k iterated >/dev/null
+	timed FIRST "$WORK/first-$r.log" "$WORK/hoard" -r "$repo" db backup "$URL"
+	timed AGAIN "$WORK/again-$r.log" "$WORK/hoard" -r "$repo" db backup "$URL"
+	# hoard alone on the same bytes, from a file: its own throughput.
+	rm -rf "$WORK/alone"
+	"$WORK/hoard" -r "$WORK/alone" init --s2k iterated >/dev/null
+	timed ALONE "$WORK/alone-$r.log" bash -c "'$WORK/hoard' -r '$WORK/alone' backup --stdin --stdin-filename db.pgdump < '$WORK/db.pgdump'"
+	bench_log "run $r: pg_dump ${T_DUMP[-1]} s, hoard first ${T_FIRST[-1]} s, again ${T_AGAIN[-1]} s, alone from a file ${T_ALONE[-1]} s"
+	# One day of changes (bench/db-lib.sh), then the daily backup.
+	change_db "$DB" "$r"
+	timed DUMP2 "$WORK/pgdump2.log" bash -c "pg_dump -Fc -Z0 -d '$URL' >/dev/null"
+	timed DAY "$WORK/day-$r.log" "$WORK/hoard" -r "$repo" db backup "$URL"
+	bench_log "run $r after a day of changes: pg_dump ${T_DUMP2[-1]} s, hoard ${T_DAY[-1]} s"
+done
+rm -rf "$WORK/alone"
+pg_dump -Fc -Z0 -d "$URL" -f "$WORK/db.pgdump"
+last=$WORK/repo-$REPS
+for r in $(seq 1 "$REPS"); do
 	psql -X -q -d "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $TGT WITH (FORCE)" -c "CREATE DATABASE $TGT" >/dev/null
-	T_PGRESTORE+=("$(wall "$WORK/pgrestore-$r.log" pg_restore --no-password --exit-on-error -d "$(pg_url "$TGT")" "$WORK/db.pgdump")")
+	timed PGRESTORE "$WORK/pgrestore-$r.log" pg_restore --no-password --exit-on-error -d "$(pg_url "$TGT")" "$WORK/db.pgdump"
 	psql -X -q -d "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $TGT WITH (FORCE)" >/dev/null
-	T_RESTORE+=("$(wall "$WORK/restore-$r.log" "$WORK/hoard" -r "$WORK/repo-1" db restore "$DB" --into "$(pg_url "$TGT")")")
+	timed RESTORE "$WORK/restore-$r.log" "$WORK/hoard" -r "$last" db restore "$DB" --into "$(pg_url "$TGT")"
 	psql -X -q -d "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $TGT WITH (FORCE)" >/dev/null
 	bench_log "run $r: pg_restore ${T_PGRESTORE[-1]} s, hoard db restore ${T_RESTORE[-1]} s"
 done
 
-m_dump=$(median "${T_DUMP[@]}") m_first=$(median "${T_FIRST[@]}") m_again=$(median "${T_AGAIN[@]}")
-m_pgr=$(median "${T_PGRESTORE[@]}") m_res=$(median "${T_RESTORE[@]}")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+# row LABEL NAME BASE: a table row of T_NAME's median against BASE seconds.
+row() {
+	local -n t=T_$2 c=C_$2
+	local m
+	m=$(median "${t[@]}")
+	echo "| $1 | $m | ${t[*]} | $(median "${c[@]}") | $(ratio "$m" "$3") |"
+}
+m_dump=$(median "${T_DUMP[@]}") m_dump2=$(median "${T_DUMP2[@]}") m_pgr=$(median "${T_PGRESTORE[@]}")
 {
 	echo "# PostgreSQL backup and restore: hoard vs the tools alone"
 	echo
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores; $("$WORK/hoard" --version | head -1); $(pg_dump --version)."
-	echo "Database $DB: $size MiB of pg_dump -Fc -Z0. $REPS runs each; medians (all runs in brackets)."
+	echo "Database $DB: $size MiB of pg_dump -Fc -Z0 at the start. $REPS runs each; medians (all runs in brackets)."
 	echo "Load average before: $load_before; after: $(load)."
 	echo
-	echo "| what | median s | runs s | vs the tool alone |"
-	echo "|---|---:|---|---:|"
-	echo "| pg_dump -Fc -Z0 > /dev/null | $m_dump | ${T_DUMP[*]} | 1.00 |"
-	echo "| hoard db backup, new repository | $m_first | ${T_FIRST[*]} | $(ratio "$m_first" "$m_dump") |"
-	echo "| hoard db backup again, nothing changed | $m_again | ${T_AGAIN[*]} | $(ratio "$m_again" "$m_dump") |"
-	echo "| pg_restore -d NEW db.pgdump (local file) | $m_pgr | ${T_PGRESTORE[*]} | 1.00 |"
-	echo "| hoard db restore --into NEW | $m_res | ${T_RESTORE[*]} | $(ratio "$m_res" "$m_pgr") |"
+	echo "| what | median s | runs s | machine CPU s | vs the tool alone |"
+	echo "|---|---:|---|---:|---:|"
+	row "pg_dump -Fc -Z0 > /dev/null" DUMP "$m_dump"
+	row "hoard db backup, new repository" FIRST "$m_dump"
+	row "hoard db backup again, nothing changed" AGAIN "$m_dump"
+	row "hoard backup --stdin < the dump file (no pg_dump running)" ALONE "$m_dump"
+	row "pg_dump -Fc -Z0 > /dev/null, after a day of changes (~1 %)" DUMP2 "$m_dump2"
+	row "hoard db backup, after a day of changes" DAY "$m_dump2"
+	row "pg_restore -d NEW db.pgdump (local file)" PGRESTORE "$m_pgr"
+	row "hoard db restore --into NEW" RESTORE "$m_pgr"
 	echo
 	echo "hoard db backup runs pg_dump itself (and psql once, for the server version); its time includes the dump."
+	echo "Machine CPU s is what every process on the machine used during the row (the server backend, pg_dump, hoard,"
+	echo "and anything else running), out of $(nproc) x wall available."
 	echo "hoard db restore creates the database under a temporary name, runs pg_restore reading the snapshot, and renames it."
 } | tee "$OUT"

@@ -119,7 +119,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	app := newApp(os.Stdin, os.Stdout, os.Stderr)
+	stopProfile := startProfile()
 	err := app.RunContext(ctx, reorderArgs(app, os.Args))
+	stopProfile()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hoard: "+err.Error())
 	}
