@@ -87,6 +87,40 @@ func TestE2ERunRetention(t *testing.T) {
 	if after := e.snapshotIDs(); !slices.Equal(after, before) {
 		t.Errorf("after a failed run: snapshots %v, want %v", after, before)
 	}
+
+	// hoard forget without flags applies [retention] too: after two more
+	// snapshots made without it (backup, not run), it keeps the newest two.
+	e.writeConfig(cfg)
+	e.mustRun("backup", media)
+	e.mustRun("backup", media)
+	// prune = true in the section: --json prints forget's groups and what
+	// prune would do.
+	var dry struct {
+		Forget []struct {
+			Keep   []string `json:"keep"`
+			Remove []string `json:"remove"`
+		} `json:"forget"`
+		Prune *struct {
+			DryRun bool `json:"dry_run"`
+		} `json:"prune"`
+	}
+	e.mustRunJSON(&dry, "forget", "--dry-run")
+	if g := dry.Forget; len(g) != 1 || len(g[0].Keep) != 2 || len(g[0].Remove) != 2 || dry.Prune == nil || !dry.Prune.DryRun {
+		t.Fatalf("forget --dry-run with [retention]: %+v", dry)
+	}
+	if n := len(e.snapshotIDs()); n != 4 {
+		t.Fatalf("a dry run left %d snapshots, want 4", n)
+	}
+	if out := e.mustRun("forget"); !containsAll(out, "removed 2 snapshots", "unused blob copies") {
+		t.Errorf("forget with [retention] printed:\n%s", out)
+	}
+	if n := len(e.snapshotIDs()); n != 2 {
+		t.Fatalf("forget with [retention] left %d snapshots, want 2", n)
+	}
+	// Without the section, forget with no policy still refuses.
+	bare := e.on(t)
+	bare.writeConfig(fmt.Sprintf("[media.site]\npaths = [%q]\n", media))
+	bare.mustFail(exitUsage, "forget")
 }
 
 func containsAll(s string, subs ...string) bool {

@@ -98,8 +98,18 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string)
 	if err != nil {
 		return err
 	}
+	if p.Empty() && len(args) == 0 && g.cfg != nil && !g.cfg.Retention.IsZero() {
+		// The config file's policy, as hoard run applies it; --dry-run,
+		// --prune and --max-unused from the command line still count.
+		rt := retentionOptions(g.cfg.Retention)
+		if p, by, err = rt.policy(); err != nil {
+			return err
+		}
+		o.prune = o.prune || rt.prune
+		g.log.Info("using the retention policy of the config file", "file", g.cfg.File)
+	}
 	if p.Empty() && len(args) == 0 {
-		return usagef("no policy and no snapshot given: nothing would be kept, so nothing is removed (give --keep-* or snapshot IDs)")
+		return usagef("no policy and no snapshot given: nothing would be kept, so nothing is removed (give --keep-*, snapshot IDs, or [retention] in the config file)")
 	}
 	if len(args) > 0 && !p.Empty() {
 		return usagef("give either snapshot IDs or a policy, not both")
@@ -121,9 +131,6 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string)
 	if err != nil {
 		return err
 	}
-	if g.json && !o.prune {
-		return printJSON(g.stdout, out)
-	}
 	if !g.json {
 		if o.dryRun {
 			fmt.Fprintln(g.stdout, "dry run: nothing was removed")
@@ -131,8 +138,27 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string)
 			fmt.Fprintf(g.stdout, "removed %d snapshots\n", removed)
 		}
 	}
-	if o.prune && (removed > 0 || o.dryRun) {
-		return prune(ctx, g, r, maxUnused, o.dryRun)
+	if !o.prune {
+		if g.json {
+			return printJSON(g.stdout, out)
+		}
+		return nil
+	}
+	// With --prune, --json prints {"forget": groups, "prune": result}, as
+	// hoard run does; "prune" is absent when nothing was removed.
+	res := map[string]any{"forget": out}
+	if removed > 0 || o.dryRun {
+		pr, err := pruneRepo(ctx, r, maxUnused, o.dryRun)
+		if err != nil {
+			return err
+		}
+		res["prune"] = pr
+		if !g.json {
+			printPrune(g, pr)
+		}
+	}
+	if g.json {
+		return printJSON(g.stdout, res)
 	}
 	return nil
 }
