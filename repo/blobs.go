@@ -100,9 +100,20 @@ func (r *Repository) saveBlob(ctx context.Context, t pack.BlobType, bid id.ID, p
 	if err != nil {
 		return res, err
 	}
+	if w.Count() > 0 && !w.Fits(len(*payload)) {
+		// Store the pack as it is rather than grow its buffer: the copy
+		// would hold two packs' worth of memory for a moment. Only a large
+		// blob arriving late in a pack does this.
+		if err := r.uploadPack(ctx, w); err != nil {
+			return res, err
+		}
+		if w, err = r.takePacker(t); err != nil {
+			return res, err
+		}
+	}
 	before := w.Size()
 	w.Add(bid, *payload, len(plaintext))
-	r.payloads.Put(payload)
+	r.payloads.put(payload)
 	res.Stored = w.Size() - before
 	limit := r.cfg.PackSize
 	if t == pack.TreeBlob {
@@ -120,7 +131,7 @@ func (r *Repository) saveBlob(ctx context.Context, t pack.BlobType, bid id.ID, p
 // compress returns the payload of a blob, a compression byte and the body,
 // in a buffer from r.payloads that the caller puts back.
 func (r *Repository) compress(plaintext []byte) *[]byte {
-	bp, _ := r.payloads.Get().(*[]byte)
+	bp := r.payloads.get()
 	if bp == nil {
 		bp = new([]byte)
 	}
@@ -158,7 +169,7 @@ func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
 		}
 	}
 	var buf []byte
-	if bp, _ := r.packBufs.Get().(*[]byte); bp != nil {
+	if bp := r.packBufs.get(); bp != nil {
 		buf = *bp
 	} else {
 		// A pack closes once past its target size; the blob that takes it
@@ -221,7 +232,7 @@ func (r *Repository) storePack(ctx context.Context, data []byte, h pack.Header) 
 	r.mu.Unlock()
 	r.log.Debug("pack saved", "pack", name.Str(), "blobs", len(h.Entries), "bytes", len(data))
 	data = data[:0]
-	r.packBufs.Put(&data)
+	r.packBufs.put(&data)
 	if n >= 256 {
 		return r.writeIndex(ctx)
 	}
@@ -491,4 +502,30 @@ func (r *Repository) OpenBlob(a *crypto.AEAD, t pack.BlobType, bid id.ID, stored
 		return nil, berr(fmt.Errorf("%w: content does not match its ID", ErrInvalidData))
 	}
 	return out, nil
+}
+
+// bufList keeps up to a fixed number of buffers for reuse. Unlike a
+// sync.Pool it is not emptied by each garbage collection, which at GOGC 25
+// runs often enough that pooled 17 MiB pack buffers were allocated again
+// and again, and the garbage raised the peak.
+type bufList struct{ ch chan *[]byte }
+
+func newBufList(n int) bufList { return bufList{ch: make(chan *[]byte, n)} }
+
+// get returns a kept buffer, or nil.
+func (l bufList) get() *[]byte {
+	select {
+	case b := <-l.ch:
+		return b
+	default:
+		return nil
+	}
+}
+
+// put keeps b unless the list is full.
+func (l bufList) put(b *[]byte) {
+	select {
+	case l.ch <- b:
+	default:
+	}
 }

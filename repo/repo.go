@@ -119,12 +119,12 @@ type Repository struct {
 
 	packers [2]*packerPool
 	// Buffers reused across blobs and packs, to keep memory flat.
-	payloads  sync.Pool      // *[]byte: compressed payloads
+	payloads  bufList        // compressed payloads
 	uploadSem chan struct{}  // a slot per pack being stored
 	uploads   sync.WaitGroup // packs being stored
 	uploadErr error          // the first failed upload (under mu)
 
-	packBufs   sync.Pool // *[]byte: pack buffers of stored packs
+	packBufs   bufList   // pack buffers of stored packs
 	storedBufs sync.Pool // *[]byte: stored blobs being loaded
 
 	mu        sync.Mutex
@@ -245,7 +245,8 @@ func newRepository(be backends.Backend, keys *crypto.Keys, keyName string, o Opt
 	}
 	r := &Repository{be: be, keys: keys, keyName: keyName, idx: index.New(), log: o.Logger, now: o.Now,
 		workers: o.Workers, zenc: enc, zdec: dec, saving: map[blobKey]struct{}{}, indexed: map[id.ID]struct{}{},
-		uploadSem: make(chan struct{}, max(o.Uploads, 1))}
+		uploadSem: make(chan struct{}, max(o.Uploads, 1)),
+		payloads:  newBufList(max(o.Workers, 1)), packBufs: newBufList(max(o.Workers, 1) + max(o.Uploads, 1))}
 	r.packers[pack.DataBlob] = &packerPool{}
 	r.packers[pack.TreeBlob] = &packerPool{}
 	return r

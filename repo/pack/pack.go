@@ -238,6 +238,14 @@ func (w *Writer) Add(blobID id.ID, payload []byte, rawLength int) {
 // Size is the number of bytes of blobs so far.
 func (w *Writer) Size() int { return len(w.buf) }
 
+// Fits reports whether a blob whose payload is n bytes can be added, and
+// the pack finished, without growing the buffer the Writer was given (a
+// copy of the whole pack into one twice its size).
+func (w *Writer) Fits(n int) bool {
+	header := 8 + len(w.wrappedKey) + (len(w.entries)+1)*EntrySize + 2*crypto.Overhead + TrailerSize
+	return len(w.buf)+n+crypto.Overhead+header <= cap(w.buf)
+}
+
 // Count is the number of blobs so far.
 func (w *Writer) Count() int { return len(w.entries) }
 
