@@ -274,3 +274,33 @@ func TestBlobType(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterFits: blobs added while Fits says so, and the header, stay in
+// the buffer the Writer was given; Fits refuses the blob that would not.
+func TestWriterFits(t *testing.T) {
+	meta := testAEAD(t, "meta")
+	for _, size := range []int{100, 4000, 70000} {
+		buf := make([]byte, 0, 1<<20)
+		w, err := pack.NewWriter(pack.DataBlob, testKey("pack key"), []byte("wrapped"), buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload := make([]byte, size)
+		n := 0
+		for w.Fits(len(payload)) {
+			w.Add(blobID(n), payload, size)
+			n++
+		}
+		data, h := w.Finish(meta)
+		if &data[:1][0] != &buf[:1][0] {
+			t.Errorf("payloads of %d bytes: the buffer grew after %d blobs", size, n)
+		}
+		// One more would have overflowed: the refusal was not premature.
+		if slack := cap(buf) - len(data); slack >= size+crypto.Overhead+pack.EntrySize {
+			t.Errorf("payloads of %d bytes: refused with %d bytes left", size, slack)
+		}
+		if len(h.Entries) != n {
+			t.Errorf("%d entries, want %d", len(h.Entries), n)
+		}
+	}
+}
