@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hoard-backup/hoard/config"
+	"github.com/hoard-backup/hoard/dump"
+	"github.com/hoard-backup/hoard/snapshot"
+	"github.com/hoard-backup/hoard/snapshot/restorer"
+)
+
+// refusedError marks a restore that was refused: the target holds data
+// and --force was not given, or the snapshot holds another engine's dump.
+type refusedError struct{ err error }
+
+func (e refusedError) Error() string { return e.err.Error() }
+func (e refusedError) Unwrap() error { return e.err }
+
+// errRestoreStopped tells the snapshot reader that the restore ended.
+var errRestoreStopped = errors.New("restore stopped")
+
+type dbRestoreOptions struct {
+	into  string
+	force bool
+}
+
+func dbRestoreCommand(g *globals) *cli.Command {
+	o := &dbRestoreOptions{}
+	return &cli.Command{
+		Name:      "restore",
+		Usage:     "restore a database from a snapshot (default: the latest that holds it)",
+		ArgsUsage: "NAME [SNAPSHOT|latest]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "into", Destination: &o.into,
+				Usage: "restore into this database (a name on the same server, or a URL) or SQLite file instead of NAME's own"},
+			&cli.BoolFlag{Name: "force", Destination: &o.force, Usage: "replace the target even if it holds data"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 1 || c.NArg() > 2 {
+				return usagef("db restore takes NAME [SNAPSHOT|latest]")
+			}
+			ref := "latest"
+			if c.NArg() == 2 {
+				ref = c.Args().Get(1)
+			}
+			return runDBRestore(c.Context, g, o, c.Args().First(), ref)
+		},
+	}
+}
+
+func runDBRestore(ctx context.Context, g *globals, o *dbRestoreOptions, name, ref string) error {
+	d, err := g.database(name)
+	into := o.into
+	if err != nil {
+		// On a new machine: no config entry, but a URL to restore into.
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(into, "://") {
+			return err
+		}
+		if d, err = urlDatabase(name, config.Secret{Value: into, Key: "--into"}, into); err != nil {
+			return err
+		}
+		into = ""
+	}
+	eng, err := g.engine(ctx, d)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(into, "://") {
+		if e, err := config.EngineOf(into); err != nil {
+			return usagef("--into: %v", err)
+		} else if e != engineOf(eng) {
+			return refusedError{fmt.Errorf("database %s is a %s database; --into names a %s one", d.Name, engineOf(eng), e)}
+		}
+	}
+	ctx, r, done, err := g.openRepo(ctx, openOptions{index: true, read: true})
+	if err != nil {
+		return err
+	}
+	defer done()
+	var sn *snapshot.Snapshot
+	if ref == "latest" {
+		sns, _, err := snapshot.List(ctx, r)
+		if err != nil {
+			return err
+		}
+		for i := len(sns) - 1; i >= 0 && sn == nil; i-- {
+			if sns[i].Source.Database(d.Name) != nil {
+				sn = sns[i]
+			}
+		}
+		if sn == nil {
+			return fmt.Errorf("%w: no snapshot holds database %s", snapshot.ErrNotFound, d.Name)
+		}
+	} else if sn, err = findSnapshot(ctx, r, ref); err != nil {
+		return err
+	}
+	info := sn.Source.Database(d.Name)
+	if info == nil {
+		return fmt.Errorf("%w: snapshot %s holds no database %s", snapshot.ErrNotFound, sn.ID.Str(), d.Name)
+	}
+	engineName := engineOf(eng)
+	if info.Engine != engineName {
+		return refusedError{fmt.Errorf("snapshot %s holds a %s dump of %s, which cannot be restored into a %s database", sn.ID.Str(), info.Engine, d.Name, engineName)}
+	}
+	n, err := restorer.FindNode(ctx, r, sn, info.Path)
+	if err != nil {
+		return err
+	}
+	if n.Type != snapshot.TypeFile {
+		return fmt.Errorf("snapshot %s: %s is a %s, not a dump", sn.ID.Str(), info.Path, n.Type)
+	}
+	src := &dump.Info{Engine: info.Engine, Database: info.Database, Host: info.Host, ServerVersion: info.ServerVersion,
+		Tool: info.Tool, ToolVersion: info.ToolVersion, Options: info.Options, Format: info.Format, Details: info.Details}
+	pr, pw := io.Pipe()
+	dumped := make(chan error, 1)
+	go func() {
+		err := restorer.Dump(ctx, r, n, pw, 0)
+		pw.CloseWithError(err)
+		dumped <- err
+	}()
+	start := time.Now()
+	err = eng.Restore(ctx, pr, dump.Target{Into: into, Force: o.force, Source: src})
+	pr.CloseWithError(errRestoreStopped)
+	derr := <-dumped
+	if err != nil {
+		if errors.Is(err, dump.ErrNotEmpty) {
+			return refusedError{err}
+		}
+		if derr != nil && !errors.Is(err, derr) && !errors.Is(derr, errRestoreStopped) {
+			return fmt.Errorf("%w (reading the snapshot: %v)", err, derr)
+		}
+		return err
+	}
+	target := into
+	if target == "" {
+		target = info.Database
+		if d.Path != "" {
+			target = d.Path
+		}
+	}
+	if g.json {
+		return printJSON(g.stdout, map[string]any{"snapshot": sn.ID.String(), "database": d.Name, "engine": info.Engine,
+			"into": target, "bytes": n.Size, "duration_ns": time.Since(start).Nanoseconds()})
+	}
+	fmt.Fprintf(g.stdout, "restored database %s (%s, %s) from snapshot %s into %s in %s\n", d.Name, info.Engine, formatBytes(n.Size),
+		sn.ID.Str(), target, time.Since(start).Round(time.Millisecond))
+	return nil
+}
