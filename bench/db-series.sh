@@ -2,7 +2,8 @@
 # A daily series: a PostgreSQL database of about SIZE_MB MiB of dump,
 # changed by about 1 % a day (mostly appended rows, some updates) over DAYS
 # days, backed up every day by hoard (hoard db backup URL) into a repository
-# of the default chunk profile and one of the dump profile (init
+# of the large chunk profile (init --chunk-profile large, restic's sizes)
+# and one of the dump profile, hoard init's default (init
 # --chunk-profile dump), and by restic (pg_dump -Fc -Z0 | restic backup
 # --stdin). Prints the bytes each adds to its repository per day, and
 # (CHUNKSTAT=1) the new bytes before compression for several chunk size
@@ -44,7 +45,7 @@ printf 'bench\n' >"$WORK/pass"
 export HOARD_PASSWORD_FILE=$WORK/pass RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$WORK/restic-cache
 unset HOARD_REPOSITORY HOARD_CONFIG DATABASE_URL 2>/dev/null || true
 HREPO=$WORK/repo-hoard DREPO=$WORK/repo-hoard-dump RREPO=$WORK/repo-restic
-"$WORK/hoard" -r "$HREPO" init --s2k iterated >/dev/null
+"$WORK/hoard" -r "$HREPO" init --s2k iterated --chunk-profile large >/dev/null
 "$WORK/hoard" -r "$DREPO" init --s2k iterated --chunk-profile dump >/dev/null
 restic -r "$RREPO" init --repository-version 2 >/dev/null 2>&1
 
@@ -82,7 +83,7 @@ done
 	echo "Database: ~${SIZE_MB} MiB of pg_dump -Fc -Z0 on day 0; each day +0.8 % event rows appended, 0.2 % updated (among the newest"
 	echo "twentieth) and 100 anywhere, 0.5 % of users updated and 0.1 % added, 100 orders deleted, then VACUUM ANALYZE."
 	echo
-	echo "| day | dump MiB | hoard added MiB (default chunks, ~1 MiB) | hoard added MiB (--chunk-profile dump, ~128 KiB) | restic added MiB | hoard dump profile / restic | hoard s | hoard dump profile s | restic s | new MiB before compression, chunk averages 1M / 512K / 256K / 128K / 64K (CHUNKSTAT=1) |"
+	echo "| day | dump MiB | hoard added MiB (--chunk-profile large, ~1 MiB) | hoard added MiB (--chunk-profile dump, ~128 KiB) | restic added MiB | hoard dump profile / restic | hoard s | hoard dump profile s | restic s | new MiB before compression, chunk averages 1M / 512K / 256K / 128K / 64K (CHUNKSTAT=1) |"
 	echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 	printf '%s\n' "${rows[@]}"
 	echo

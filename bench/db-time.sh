@@ -18,6 +18,7 @@ REPS=${REPS:-3}
 KEEP=${KEEP:-0}
 OUT=${OUT:-$here/db-time-results.md}
 DB=${DB:-hoard_bench_time}
+PROFILE=${PROFILE:-dump} # the repositories' chunk size profile (init --chunk-profile)
 
 for t in go psql pg_dump pg_restore awk; do command -v "$t" >/dev/null || bench_die "$t not found"; done
 bash "$root/scripts/test-services.sh"
@@ -51,9 +52,13 @@ load_before=$(load)
 # used together.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.2f", ($2+$3+$4+$7+$8)/hz}' /proc/stat; }
 # timed NAME LOG CMD...: wall time of CMD into T_NAME, machine CPU into C_NAME.
+# The server's dirty pages and the previous row's files are written out
+# first, so that one row's writes do not slow the next.
 timed() {
 	local name=$1 log=$2 c0 c1 w
 	shift 2
+	psql -X -q -d "$PG_ADMIN" -c CHECKPOINT >/dev/null
+	sync
 	c0=$(cpu_s)
 	w=$(wall "$log" "$@")
 	c1=$(cpu_s)
@@ -67,12 +72,12 @@ pg_dump -Fc -Z0 -d "$URL" -f "$WORK/db.pgdump"
 for r in $(seq 1 "$REPS"); do
 	timed DUMP "$WORK/pgdump.log" bash -c "pg_dump -Fc -Z0 -d '$URL' >/dev/null"
 	repo=$WORK/repo-$r
-	"$WORK/hoard" -r "$repo" init --s2k iterated >/dev/null
+	"$WORK/hoard" -r "$repo" init --s2k iterated --chunk-profile "$PROFILE" >/dev/null
 	timed FIRST "$WORK/first-$r.log" "$WORK/hoard" -r "$repo" db backup "$URL"
 	timed AGAIN "$WORK/again-$r.log" "$WORK/hoard" -r "$repo" db backup "$URL"
 	# hoard alone on the same bytes, from a file: its own throughput.
 	rm -rf "$WORK/alone"
-	"$WORK/hoard" -r "$WORK/alone" init --s2k iterated >/dev/null
+	"$WORK/hoard" -r "$WORK/alone" init --s2k iterated --chunk-profile "$PROFILE" >/dev/null
 	timed ALONE "$WORK/alone-$r.log" bash -c "'$WORK/hoard' -r '$WORK/alone' backup --stdin --stdin-filename db.pgdump < '$WORK/db.pgdump'"
 	bench_log "run $r: pg_dump ${T_DUMP[-1]} s, hoard first ${T_FIRST[-1]} s, again ${T_AGAIN[-1]} s, alone from a file ${T_ALONE[-1]} s"
 	# One day of changes (bench/db-lib.sh), then the daily backup.
@@ -106,7 +111,7 @@ m_dump=$(median "${T_DUMP[@]}") m_dump2=$(median "${T_DUMP2[@]}") m_pgr=$(median
 	echo "# PostgreSQL backup and restore: hoard vs the tools alone"
 	echo
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores; $("$WORK/hoard" --version | head -1); $(pg_dump --version)."
-	echo "Database $DB: $size MiB of pg_dump -Fc -Z0 at the start. $REPS runs each; medians (all runs in brackets)."
+	echo "Database $DB: $size MiB of pg_dump -Fc -Z0 at the start. Chunk profile $PROFILE. $REPS runs each; medians (all runs in brackets)."
 	echo "Load average before: $load_before; after: $(load)."
 	echo
 	echo "| what | median s | runs s | machine CPU s | vs the tool alone |"

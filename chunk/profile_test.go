@@ -3,7 +3,7 @@ package chunk
 import "testing"
 
 func TestProfile(t *testing.T) {
-	for name, want := range map[string]Params{"": DefaultParams(), "default": DefaultParams(), "dump": DumpParams()} {
+	for name, want := range map[string]Params{"large": DefaultParams(), "dump": DumpParams()} {
 		got, err := Profile(name)
 		if err != nil || got != want {
 			t.Errorf("%q: %+v, %v", name, got, err)
@@ -12,7 +12,9 @@ func TestProfile(t *testing.T) {
 			t.Errorf("%q: %v", name, err)
 		}
 	}
-	if _, err := Profile("tiny"); err == nil {
-		t.Error("unknown profile: no error")
+	for _, name := range []string{"tiny", "", "default"} {
+		if _, err := Profile(name); err == nil {
+			t.Errorf("profile %q: no error", name)
+		}
 	}
 }

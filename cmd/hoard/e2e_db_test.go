@@ -319,23 +319,33 @@ func TestE2EDatabaseURL(t *testing.T) {
 	}
 }
 
-// TestE2EChunkProfile: init --chunk-profile dump makes a repository of
-// smaller chunks.
+// TestE2EChunkProfile: init makes a repository of dump-sized chunks
+// unless --chunk-profile large asks for restic's.
 func TestE2EChunkProfile(t *testing.T) {
-	e := newEnvNoInit(t)
-	e.mustRun("init", "--s2k", "iterated", "--chunk-profile", "dump")
-	var cfg struct {
-		Chunker struct {
-			MinSize     uint `json:"min_size"`
-			MaxSize     uint `json:"max_size"`
-			AverageBits int  `json:"average_bits"`
-		} `json:"chunker"`
+	type chunker struct {
+		MinSize     uint `json:"min_size"`
+		MaxSize     uint `json:"max_size"`
+		AverageBits int  `json:"average_bits"`
 	}
-	if err := json.Unmarshal([]byte(e.mustRun("cat", "config")), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Chunker.AverageBits != 17 || cfg.Chunker.MinSize != 64<<10 || cfg.Chunker.MaxSize != 1<<20 {
-		t.Errorf("chunker %+v", cfg.Chunker)
+	for _, tc := range []struct {
+		args []string
+		want chunker
+	}{
+		{nil, chunker{64 << 10, 1 << 20, 17}},
+		{[]string{"--chunk-profile", "dump"}, chunker{64 << 10, 1 << 20, 17}},
+		{[]string{"--chunk-profile", "large"}, chunker{512 << 10, 8 << 20, 20}},
+	} {
+		e := newEnvNoInit(t)
+		e.mustRun(append([]string{"init", "--s2k", "iterated"}, tc.args...)...)
+		var cfg struct {
+			Chunker chunker `json:"chunker"`
+		}
+		if err := json.Unmarshal([]byte(e.mustRun("cat", "config")), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Chunker != tc.want {
+			t.Errorf("init %v: chunker %+v, want %+v", tc.args, cfg.Chunker, tc.want)
+		}
 	}
 	e2 := newEnvNoInit(t)
 	e2.mustFail(exitUsage, "init", "--chunk-profile", "tiny")

@@ -27,8 +27,8 @@ func initCommand(g *globals) *cli.Command {
 		Name:  "init",
 		Usage: "create a new repository",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "chunk-profile", Value: "default", Destination: &o.chunkProfile,
-				Usage: "chunk sizes: default (about 1 MiB) or dump (about 128 KiB: stores less of daily database dumps; docs/databases.md)"},
+			&cli.StringFlag{Name: "chunk-profile", Value: "dump", Destination: &o.chunkProfile,
+				Usage: "chunk sizes: dump (about 128 KiB: stores a third of what 1 MiB chunks store of daily database dumps) or large (about 1 MiB, as restic: fewer blobs for repositories of many large files); docs/databases.md"},
 			&cli.StringFlag{Name: "s2k", Value: "argon2", Destination: &o.s2k,
 				Usage: "passphrase stretching of the key file: argon2 (strong; gpg 2.2 cannot open it) or iterated (gpg-compatible)"},
 			&cli.StringSliceFlag{Name: "gpg-recipient", Destination: &o.recipients,
