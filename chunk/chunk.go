@@ -167,6 +167,31 @@ func (c *Chunker) Next(buf []byte) ([]byte, error) {
 	return out, nil
 }
 
+// NextOne is Next for a caller that expects to need only the next chunk
+// or few (one following an earlier backup of the stream, after a change):
+// it searches for the next cut alone, sequentially, instead of chunking
+// the whole buffered round in parallel.
+func (c *Chunker) NextOne(buf []byte) ([]byte, error) {
+	if len(c.cuts) > 0 || c.tail {
+		return c.Next(buf)
+	}
+	if len(c.buf)-c.off < int(c.p.MaxSize) && !c.eof {
+		if err := c.fill(); err != nil {
+			return nil, err
+		}
+	}
+	if c.off == len(c.buf) {
+		return c.Next(buf) // the end, or an error
+	}
+	// With MaxSize bytes buffered (or the stream's end) there is a cut.
+	if n := c.newBase().NextSplitPoint(c.buf[c.off:]); n > 0 {
+		c.cuts = append(c.cuts[:0], c.off+n)
+	} else {
+		c.cuts, c.tail = append(c.cuts[:0], len(c.buf)), true
+	}
+	return c.Next(buf)
+}
+
 // Peek returns the next n bytes of the stream (fewer only at its end)
 // without consuming them; they are valid until the next call. With Take it
 // lets a caller recognise a chunk it expects without searching for cut

@@ -10,7 +10,8 @@ import (
 	"github.com/hoard-backup/hoard/chunk"
 )
 
-// TestPeekTake interleaves Peek and Take with Next: taking a true chunk
+// TestPeekTake interleaves Peek and Take with Next and NextOne, which
+// must give Next's cuts; taking a true chunk
 // leaves the remaining cuts as Next alone finds them; taking bytes that do
 // not end at a cut makes the chunker start afresh there, as a new stream
 // would; the stream is returned whole either way.
@@ -25,13 +26,15 @@ func TestPeekTake(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// take returns how many bytes to take at chunk number i, given the
-		// true next chunk length n, or 0 to call Next.
+		// true next chunk length n, or 0 to call Next, -1 to call NextOne.
 		take func(i, n int) int
 		same bool
 	}{
 		{"every third chunk taken", func(i, n int) int { return when(i%3 == 0, n) }, true},
 		{"all taken", func(i, n int) int { return n }, true},
 		{"one wrong take", func(i, n int) int { return when(i == 50, n-100) }, false},
+		{"one by one", func(i, n int) int { return -1 }, true},
+		{"one by one, Next and Take mixed", func(i, n int) int { return [...]int{-1, 0, n, -1, -1, n}[i%6] }, true},
 	} {
 		c := chunk.New(bytes.NewReader(data), pol, p)
 		var got []int
@@ -52,7 +55,13 @@ func TestPeekTake(t *testing.T) {
 				got, pos = append(got, n), pos+n
 				continue
 			}
-			ch, err := c.Next(nil)
+			var ch []byte
+			var err error
+			if tc.take(i, next) < 0 {
+				ch, err = c.NextOne(nil)
+			} else {
+				ch, err = c.Next(nil)
+			}
 			if errors.Is(err, io.EOF) {
 				break
 			}

@@ -220,7 +220,13 @@ func (a *Archiver) chunkReader(rd io.Reader, f *future, prev *previous) (uint64,
 			return size, a.ctx.Err()
 		case buf = <-a.bufs:
 		}
-		data, err := c.Next(buf)
+		var data []byte
+		var err error
+		if prev.oneByOne() {
+			data, err = c.NextOne(buf)
+		} else {
+			data, err = c.Next(buf)
+		}
 		if errors.Is(err, io.EOF) {
 			a.bufs <- buf
 			return size, nil

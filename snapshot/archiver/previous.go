@@ -22,6 +22,7 @@ type previous struct {
 	ids  []id.ID
 	next int           // index in ids of the chunk expected next; -1 out of step
 	at   map[id.ID]int // first index of each ID, made when first out of step
+	lost int           // chunks cut out of step since the last one recognised
 }
 
 func newPrevious(r *repo.Repository, ids []id.ID) *previous {
@@ -47,7 +48,7 @@ func (p *previous) expect() (id.ID, int, bool) {
 }
 
 // matched says that the expected chunk was found.
-func (p *previous) matched() { p.next++ }
+func (p *previous) matched() { p.next, p.lost = p.next+1, 0 }
 
 // missed says that the bytes were not the expected chunk.
 func (p *previous) missed() { p.next = -1 }
@@ -66,9 +67,20 @@ func (p *previous) cut(bid id.ID) {
 		}
 	}
 	if i, ok := p.at[bid]; ok {
-		p.next = i + 1
+		p.next, p.lost = i+1, 0
+	} else {
+		p.lost++
 	}
 }
+
+// oneByOne says whether to search for the next cut alone rather than
+// chunk a whole round ahead in parallel: while a change is likely to end
+// within a few chunks. A stream that goes on differing (new data) is
+// chunked in parallel again after maxLost chunks.
+func (p *previous) oneByOne() bool { return p != nil && p.lost < maxLost }
+
+// maxLost is how many chunks out of step are cut one by one.
+const maxLost = 16
 
 // previousOf returns what to follow for a file whose node in the parent
 // snapshot is old (nil if none).
