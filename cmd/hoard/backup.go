@@ -82,48 +82,49 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 	}
 	ao := archiver.Options{Excludes: o.excludes.Value(), Logger: g.log, Checkpoint: stallAt(g, os.Getenv("HOARD_TEST_STALL_AT"))}
 	var sn *snapshot.Snapshot
-	if (o.stdin || o.fromCommand) && !o.force {
-		if o.parent != "" {
-			ao.Parent, err = findSnapshot(ctx, r, o.parent)
-		} else {
-			var sns []*snapshot.Snapshot
-			sns, _, err = snapshot.List(ctx, r)
-			ao.Parent = streamParent(sns, meta.Host, o.stdinFilename)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	switch {
-	case o.stdin:
-		meta.Source = snapshot.Source{Kind: "stdin", Filename: o.stdinFilename}
-		sn, err = archiver.New(r, ao).BackupReader(ctx, g.stdin, o.stdinFilename, meta, nil)
-	case o.fromCommand:
-		meta.Source = snapshot.Source{Kind: "command", Filename: o.stdinFilename, Command: args}
-		sn, err = backupCommandOutput(ctx, g, archiver.New(r, ao), args, o.stdinFilename, meta)
-	default:
-		abs := make([]string, len(args))
+	var abs []string
+	if !o.stdin && !o.fromCommand {
+		abs = make([]string, len(args))
 		for i, a := range args {
 			if abs[i], err = filepath.Abs(a); err != nil {
 				return err
 			}
 		}
 		sort.Strings(abs)
-		if !o.force {
-			if o.parent != "" {
-				ao.Parent, err = findSnapshot(ctx, r, o.parent)
-			} else {
-				var sns []*snapshot.Snapshot
-				sns, _, err = snapshot.List(ctx, r)
+	}
+	// The parent: of paths, the newest snapshot of the same paths; of a
+	// stream, the newest of the same file name (parent.go).
+	if !o.force {
+		if o.parent != "" {
+			ao.Parent, err = findSnapshot(ctx, r, o.parent)
+		} else {
+			var sns []*snapshot.Snapshot
+			sns, _, err = snapshot.List(ctx, r)
+			if abs != nil {
 				ao.Parent = snapshot.Latest(sns, snapshot.Filter{Host: meta.Host, Paths: abs})
-			}
-			if err != nil {
-				return err
+			} else {
+				ao.Parent = streamParent(sns, meta.Host, o.stdinFilename)
 			}
 		}
-		meta.Source = snapshot.Source{Kind: "files"}
-		sn, err = archiver.New(r, ao).BackupPaths(ctx, abs, meta)
+		if err != nil {
+			return err
+		}
 	}
+	a := archiver.New(r, ao)
+	stopProgress := g.startProgress(backupProgress(a))
+	defer stopProgress()
+	switch {
+	case o.stdin:
+		meta.Source = snapshot.Source{Kind: "stdin", Filename: o.stdinFilename}
+		sn, err = a.BackupReader(ctx, g.stdin, o.stdinFilename, meta, nil)
+	case o.fromCommand:
+		meta.Source = snapshot.Source{Kind: "command", Filename: o.stdinFilename, Command: args}
+		sn, err = backupCommandOutput(ctx, g, a, args, o.stdinFilename, meta)
+	default:
+		meta.Source = snapshot.Source{Kind: "files"}
+		sn, err = a.BackupPaths(ctx, abs, meta)
+	}
+	stopProgress()
 	if err != nil {
 		return err
 	}

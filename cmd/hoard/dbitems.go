@@ -83,7 +83,10 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 		names[i] = d.Name
 	}
 	ao.Parent = dbParent(sns, host, paths, names)
-	sn, err := archiver.New(r, ao).Backup(ctx, items, meta)
+	a := archiver.New(r, ao)
+	stopProgress := g.startProgress(backupProgress(a))
+	sn, err := a.Backup(ctx, items, meta)
+	stopProgress()
 	if err != nil {
 		if ctx.Err() != nil {
 			// Interrupted: the dump tool was stopped, not failing.

@@ -121,15 +121,18 @@ func runDBRestore(ctx context.Context, g *globals, o *dbRestoreOptions, name, re
 		Tool: info.Tool, ToolVersion: info.ToolVersion, Options: info.Options, Format: info.Format, Details: info.Details}
 	pr, pw := io.Pipe()
 	dumped := make(chan error, 1)
+	cw := &progressWriter{w: pw}
 	go func() {
-		err := restorer.Dump(ctx, r, n, pw, 0)
+		err := restorer.Dump(ctx, r, n, cw, 0)
 		pw.CloseWithError(err)
 		dumped <- err
 	}()
 	start := time.Now()
+	stopProgress := g.startProgress(bytesProgress(cw.n.Load, n.Size))
 	err = eng.Restore(ctx, pr, dump.Target{Into: into, Force: o.force, Source: src})
 	pr.CloseWithError(errRestoreStopped)
 	derr := <-dumped
+	stopProgress()
 	if err != nil {
 		if errors.Is(err, dump.ErrNotEmpty) {
 			return refusedError{err}

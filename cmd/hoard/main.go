@@ -143,6 +143,7 @@ type globals struct {
 	verbose           int
 	stdin             io.Reader
 	stdout, stderr    io.Writer
+	status            *statusLine // stderr, when it shows progress (progress.go)
 	log               *slog.Logger
 }
 
@@ -180,7 +181,10 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			if c.Bool("verbose") {
 				level = slog.LevelInfo
 			}
-			g.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			if s := newStatusLine(stderr, g.json); s != nil {
+				g.status, g.stderr = s, s
+			}
+			g.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 			if name := c.Args().First(); name != "" && name != "help" {
 				if err := g.loadConfig(); err != nil {
 					return err

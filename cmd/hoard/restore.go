@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path"
+	"sync/atomic"
 
 	"github.com/urfave/cli/v2"
 
@@ -58,7 +60,15 @@ func runRestore(ctx context.Context, g *globals, o *restoreOptions, ref string) 
 	if err != nil {
 		return err
 	}
-	st, err := restorer.Restore(ctx, r, sn, o.target, restorer.Options{Includes: o.includes.Value(), IgnoreErrors: o.ignoreErrors, Logger: g.log})
+	var written atomic.Uint64
+	var total uint64 // unknown with --include
+	if sn.Summary != nil && len(o.includes.Value()) == 0 {
+		total = sn.Summary.TotalBytes
+	}
+	stopProgress := g.startProgress(bytesProgress(written.Load, total))
+	st, err := restorer.Restore(ctx, r, sn, o.target, restorer.Options{Includes: o.includes.Value(), IgnoreErrors: o.ignoreErrors,
+		Logger: g.log, Progress: &written})
+	stopProgress()
 	var rerr *restorer.Errors
 	if errors.As(err, &rerr) {
 		for _, f := range rerr.Failures {
@@ -108,5 +118,19 @@ func runDump(ctx context.Context, g *globals, ref, p string) error {
 	if n.Type != snapshot.TypeFile {
 		return usagef("%s is a %s, not a file", p, n.Type)
 	}
-	return restorer.Dump(ctx, r, n, g.stdout, 0)
+	w := &progressWriter{w: g.stdout}
+	defer g.startProgress(bytesProgress(w.n.Load, n.Size))()
+	return restorer.Dump(ctx, r, n, w, 0)
+}
+
+// progressWriter counts what goes through it, for a progress display.
+type progressWriter struct {
+	w io.Writer
+	n atomic.Uint64
+}
+
+func (c *progressWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(uint64(n))
+	return n, err
 }

@@ -79,7 +79,36 @@ type counters struct {
 	filesNew, filesChanged, filesUnmodified, dirs atomic.Uint64
 	dataNew, treeNew, bytesRead, bytesAdded       atomic.Uint64
 	bytesMatched                                  atomic.Uint64
+	bytesIn                                       atomic.Uint64 // read from sources, for Progress
 	bytesStored, total, errors                    atomic.Uint64
+}
+
+// Progress is what a running backup has done so far.
+type Progress struct {
+	Files       uint64 // files and streams saved, changed or not
+	BytesRead   uint64 // read from files and streams (some not yet chunked)
+	BytesAdded  uint64 // in new blobs, before compression
+	BytesStored uint64 // in new blobs, as stored
+	Errors      uint64 // files that could not be read
+}
+
+// Progress returns the counts so far. Safe to call while a backup runs.
+func (a *Archiver) Progress() Progress {
+	return Progress{Files: a.sum.filesNew.Load() + a.sum.filesChanged.Load() + a.sum.filesUnmodified.Load(),
+		BytesRead: a.sum.bytesIn.Load(), BytesAdded: a.sum.bytesAdded.Load(),
+		BytesStored: a.sum.bytesStored.Load(), Errors: a.sum.errors.Load()}
+}
+
+// countReader counts the bytes read through it into n.
+type countReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
+
+func (c countReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(uint64(k))
+	return k, err
 }
 
 // New returns an archiver writing into r.

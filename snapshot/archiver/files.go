@@ -225,7 +225,7 @@ func (a *Archiver) saveFile(path string, n snapshot.Node, old *snapshot.Node) (*
 		f.release()
 		return f, nil
 	}
-	size, err := a.chunkReader(file, f, a.previousOf(old))
+	size, err := a.chunkReader(countReader{file, &a.sum.bytesIn}, f, a.previousOf(old))
 	file.Close()
 	if err != nil {
 		if a.ctx.Err() != nil {

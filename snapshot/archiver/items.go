@@ -198,7 +198,7 @@ func (a *Archiver) saveStream(it *Item, name string, old *snapshot.Node) (*futur
 	}
 	f := newFuture()
 	f.pending.Store(1)
-	ra := newReadAhead(rc, 2<<20, 3)
+	ra := newReadAhead(countReader{rc, &a.sum.bytesIn}, 2<<20, 3)
 	size, err := a.chunkReader(ra, f, a.previousOf(old))
 	if err != nil {
 		rc.Close() // unblocks the read-ahead if it waits on the stream

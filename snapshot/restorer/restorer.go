@@ -42,6 +42,9 @@ type Options struct {
 	Workers int
 	// Logger receives a warning per file that failed.
 	Logger *slog.Logger
+	// Progress, when not nil, counts the bytes restored as they are
+	// written, for a progress display.
+	Progress *atomic.Uint64
 }
 
 // FileFailure is one file that could not be restored.
@@ -510,6 +513,9 @@ func (rs *restorer) write(ref blobRef, data []byte, blobErr error) error {
 	}
 	f, ferr := j.f, j.err
 	j.mu.Unlock()
+	if rs.o.Progress != nil {
+		rs.o.Progress.Add(uint64(len(data)))
+	}
 	if ferr == nil {
 		if allZero(data) {
 			// Sparse-friendly: blobs of zeroes are never written.
