@@ -157,7 +157,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		ErrWriter: stderr,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "repo", Aliases: []string{"r"}, EnvVars: []string{"HOARD_REPOSITORY"}, Destination: &g.repo,
-				Usage: "repository location (a local path)"},
+				Usage: "repository location: a local path, s3://, sftp://, ftp://, ftps:// or dropbox:// (docs/backends.md)"},
 			&cli.StringFlag{Name: "password-file", EnvVars: []string{"HOARD_PASSWORD_FILE"}, Destination: &g.passwordFile,
 				Usage: "read the passphrase from this file"},
 			&cli.StringFlag{Name: "password-command", EnvVars: []string{"HOARD_PASSWORD_COMMAND"}, Destination: &g.passwordCommand,
