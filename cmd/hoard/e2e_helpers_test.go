@@ -339,3 +339,27 @@ func fillText(b []byte, rng *rand.ChaCha8) {
 		}
 	}
 }
+
+// repoFiles returns the repository's files (relative paths, sorted),
+// without locks, which come and go with every command.
+func (e *env) repoFiles() []string {
+	e.t.Helper()
+	var out []string
+	err := filepath.WalkDir(e.repo, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(e.repo, p)
+		if d.IsDir() && rel == "locks" {
+			return filepath.SkipDir
+		}
+		if d.Type().IsRegular() {
+			out = append(out, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -181,14 +182,33 @@ func TestE2ERepairSnapshots(t *testing.T) {
 	dmgFlipByte(t, filepath.Join(e.repo, dmgPackOf(loc.Pack.ID.String())), int64(loc.Offset+loc.Length/2))
 	r.Close()
 
-	var rep struct {
+	type report struct {
 		Repaired []struct {
 			Old     string   `json:"old"`
 			New     string   `json:"new"`
 			Removed []string `json:"removed"`
 		} `json:"repaired"`
 	}
+	// A dry run names the same snapshots and files, and writes nothing.
+	filesBefore := e.repoFiles()
+	var dry report
+	e.mustRunJSON(&dry, "repair", "snapshots", "--read-data", "--forget", "--dry-run")
+	if len(dry.Repaired) == 0 {
+		t.Fatal("dry run: nothing would be repaired")
+	}
+	if after := e.repoFiles(); !slices.Equal(after, filesBefore) {
+		t.Fatalf("the dry run changed the repository: %d files before, %d after", len(filesBefore), len(after))
+	}
+	var rep report
 	e.mustRunJSON(&rep, "repair", "snapshots", "--read-data", "--forget")
+	if len(rep.Repaired) != len(dry.Repaired) {
+		t.Errorf("repaired %d snapshots, the dry run named %d", len(rep.Repaired), len(dry.Repaired))
+	}
+	for i := range min(len(rep.Repaired), len(dry.Repaired)) {
+		if d, r := dry.Repaired[i], rep.Repaired[i]; d.Old != r.Old || !slices.Equal(d.Removed, r.Removed) {
+			t.Errorf("dry run named %s %v, the repair %s %v", d.Old[:8], d.Removed, r.Old[:8], r.Removed)
+		}
+	}
 	if len(rep.Repaired) == 0 {
 		t.Fatal("nothing repaired")
 	}
