@@ -108,3 +108,51 @@ func TestE2EStatsDiff(t *testing.T) {
 		t.Errorf("diff with one snapshot: exit %d", code)
 	}
 }
+
+// TestE2EFilters: snapshots and stats select by --host, --tag and --path.
+func TestE2EFilters(t *testing.T) {
+	e := newEnv(t)
+	a, b := t.TempDir(), t.TempDir()
+	for _, d := range []string{a, b} {
+		if err := os.WriteFile(filepath.Join(d, "f"), []byte(d), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.mustBackup(nil, "--host", "web1", "--tag", "daily", a)
+	e.mustBackup(nil, "--host", "web1", "--tag", "daily,db", b)
+	e.mustBackup(nil, "--host", "web2", a)
+	count := func(args ...string) int {
+		t.Helper()
+		var sns []struct {
+			ID string `json:"id"`
+		}
+		e.mustRunJSON(&sns, append([]string{"snapshots"}, args...)...)
+		var st struct {
+			Snapshots int `json:"snapshots"`
+		}
+		e.mustRunJSON(&st, append([]string{"stats"}, args...)...)
+		if st.Snapshots != len(sns) {
+			t.Errorf("%v: stats counts %d snapshots, snapshots lists %d", args, st.Snapshots, len(sns))
+		}
+		return len(sns)
+	}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 3},
+		{[]string{"--host", "web1"}, 2},
+		{[]string{"--host", "web3"}, 0},
+		{[]string{"--tag", "daily"}, 2},
+		{[]string{"--tag", "daily,db"}, 1},
+		{[]string{"--tag", "daily", "--tag", "db"}, 1},
+		{[]string{"--path", a}, 2},
+		{[]string{"--path", a, "--host", "web2"}, 1},
+		{[]string{"--path", a, "--path", b}, 0},
+	} {
+		if got := count(tc.args...); got != tc.want {
+			t.Errorf("%v: %d snapshots, want %d", tc.args, got, tc.want)
+		}
+	}
+	e.mustFail(exitUsage, "stats", "--host", "web1", "latest")
+}

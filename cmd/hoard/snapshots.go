@@ -13,10 +13,12 @@ import (
 )
 
 func snapshotsCommand(g *globals) *cli.Command {
+	f := &snapshotFilter{}
 	return &cli.Command{
 		Name:   "snapshots",
 		Usage:  "list snapshots",
-		Action: func(c *cli.Context) error { return runSnapshots(c.Context, g) },
+		Flags:  f.flags(),
+		Action: func(c *cli.Context) error { return runSnapshots(c.Context, g, f) },
 	}
 }
 
@@ -25,7 +27,7 @@ type snapshotJSON struct {
 	*snapshot.Snapshot
 }
 
-func runSnapshots(ctx context.Context, g *globals) error {
+func runSnapshots(ctx context.Context, g *globals, f *snapshotFilter) error {
 	ctx, r, done, err := g.openRepo(ctx, openOptions{})
 	if err != nil {
 		return err
@@ -37,6 +39,9 @@ func runSnapshots(ctx context.Context, g *globals) error {
 	}
 	for _, p := range probs {
 		g.log.Warn("snapshot file unreadable", "file", "snapshots/"+p.ID.String(), "error", p.Err)
+	}
+	if sns, err = f.apply(sns); err != nil {
+		return err
 	}
 	if g.json {
 		out := make([]snapshotJSON, len(sns))

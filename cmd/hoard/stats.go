@@ -10,15 +10,22 @@ import (
 )
 
 func statsCommand(g *globals) *cli.Command {
+	f := &snapshotFilter{}
 	return &cli.Command{
 		Name:      "stats",
-		Usage:     "show sizes of snapshots (all by default): restore size, unique data, stored size and ratios",
+		Usage:     "show sizes of snapshots (all by default, or those --host, --tag and --path select): restore size, unique data, stored size and ratios",
 		ArgsUsage: "[SNAPSHOT...]",
-		Action:    func(c *cli.Context) error { return runStats(c.Context, g, c.Args().Slice()) },
+		Flags:     f.flags(),
+		Action:    func(c *cli.Context) error { return runStats(c.Context, g, f, c.Args().Slice()) },
 	}
 }
 
-func runStats(ctx context.Context, g *globals, refs []string) error {
+func runStats(ctx context.Context, g *globals, f *snapshotFilter, refs []string) error {
+	if sf, err := f.filter(); err != nil {
+		return err
+	} else if len(refs) > 0 && (sf.Host != "" || len(sf.Tags) > 0 || len(sf.Paths) > 0) {
+		return usagef("give snapshot IDs or --host/--tag/--path, not both")
+	}
 	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true})
 	if err != nil {
 		return err
@@ -27,6 +34,9 @@ func runStats(ctx context.Context, g *globals, refs []string) error {
 	var sns []*snapshot.Snapshot
 	if len(refs) == 0 {
 		if sns, _, err = snapshot.List(ctx, r); err != nil {
+			return err
+		}
+		if sns, err = f.apply(sns); err != nil {
 			return err
 		}
 	}
