@@ -148,19 +148,32 @@ func backupCommandOutput(ctx context.Context, g *globals, a *archiver.Archiver, 
 }
 
 func reportBackup(g *globals, sn *snapshot.Snapshot) error {
-	s := sn.Summary
 	if g.json {
-		if err := printJSON(g.stdout, map[string]any{"id": sn.ID.String(), "summary": s}); err != nil {
+		if err := printJSON(g.stdout, map[string]any{"id": sn.ID.String(), "summary": sn.Summary}); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprintf(g.stdout, "files: %d new, %d changed, %d unmodified; dirs: %d\n", s.FilesNew, s.FilesChanged, s.FilesUnmodified, s.Dirs)
-		fmt.Fprintf(g.stdout, "added %s (%s stored) of %s in %s\n", formatBytes(s.BytesAdded), formatBytes(s.BytesStored),
-			formatBytes(s.TotalBytes), time.Duration(s.DurationNs).Round(time.Millisecond))
-		fmt.Fprintf(g.stdout, "snapshot %s saved\n", sn.ID.Str())
+		printSummary(g, sn, true)
 	}
-	if s.Errors > 0 {
-		return incompleteError{fmt.Sprintf("snapshot %s saved, but %d files could not be read (see the warnings above)", sn.ID.Str(), s.Errors)}
+	return incompleteIf(sn)
+}
+
+// printSummary prints what a backup did: files (unless files is false, for
+// a snapshot of streams only), bytes, and the snapshot's ID.
+func printSummary(g *globals, sn *snapshot.Snapshot, files bool) {
+	s := sn.Summary
+	if files {
+		fmt.Fprintf(g.stdout, "files: %d new, %d changed, %d unmodified; dirs: %d\n", s.FilesNew, s.FilesChanged, s.FilesUnmodified, s.Dirs)
+	}
+	fmt.Fprintf(g.stdout, "added %s (%s stored) of %s in %s\n", formatBytes(s.BytesAdded), formatBytes(s.BytesStored),
+		formatBytes(s.TotalBytes), time.Duration(s.DurationNs).Round(time.Millisecond))
+	fmt.Fprintf(g.stdout, "snapshot %s saved\n", sn.ID.Str())
+}
+
+// incompleteIf is the error of a snapshot saved without some files.
+func incompleteIf(sn *snapshot.Snapshot) error {
+	if n := sn.Summary.Errors; n > 0 {
+		return incompleteError{fmt.Sprintf("snapshot %s saved, but %d files could not be read (see the warnings above)", sn.ID.Str(), n)}
 	}
 	return nil
 }

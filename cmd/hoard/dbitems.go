@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/hoard-backup/hoard/config"
 	"github.com/hoard-backup/hoard/dump"
@@ -110,9 +109,8 @@ func rootNameOf(p string) string {
 }
 
 func reportItems(g *globals, sn *snapshot.Snapshot, extra map[string]any) error {
-	s := sn.Summary
 	if g.json {
-		out := map[string]any{"id": sn.ID.String(), "summary": s, "databases": sn.Source.Databases}
+		out := map[string]any{"id": sn.ID.String(), "summary": sn.Summary, "databases": sn.Source.Databases}
 		for k, v := range extra {
 			out[k] = v
 		}
@@ -123,15 +121,7 @@ func reportItems(g *globals, sn *snapshot.Snapshot, extra map[string]any) error 
 		for _, d := range sn.Source.Databases {
 			fmt.Fprintf(g.stdout, "database %s: %s %s, %s (%s)\n", d.Name, d.Engine, d.ServerVersion, strings.TrimPrefix(d.Path, "/"), d.ToolVersion)
 		}
-		if len(sn.Paths) > 0 {
-			fmt.Fprintf(g.stdout, "files: %d new, %d changed, %d unmodified; dirs: %d\n", s.FilesNew, s.FilesChanged, s.FilesUnmodified, s.Dirs)
-		}
-		fmt.Fprintf(g.stdout, "added %s (%s stored) of %s in %s\n", formatBytes(s.BytesAdded), formatBytes(s.BytesStored),
-			formatBytes(s.TotalBytes), time.Duration(s.DurationNs).Round(time.Millisecond))
-		fmt.Fprintf(g.stdout, "snapshot %s saved\n", sn.ID.Str())
+		printSummary(g, sn, len(sn.Paths) > 0)
 	}
-	if s.Errors > 0 {
-		return incompleteError{fmt.Sprintf("snapshot %s saved, but %d files could not be read (see the warnings above)", sn.ID.Str(), s.Errors)}
-	}
-	return nil
+	return incompleteIf(sn)
 }
