@@ -53,10 +53,6 @@ func (p *previous) matched() { p.next, p.lost = p.next+1, 0 }
 // missed says that the bytes were not the expected chunk.
 func (p *previous) missed() { p.next = -1 }
 
-// inStep reports whether a chunk is expected; out of step, the caller
-// hashes each chunk it cuts and reports it with cut.
-func (p *previous) inStep() bool { return p == nil || p.next >= 0 }
-
 // cut reports a chunk cut out of step; if the old content had it, the
 // chunk after it is expected next.
 func (p *previous) cut(bid id.ID) {
