@@ -3,6 +3,7 @@ package backends
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -48,4 +49,21 @@ func (r ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(p)
+}
+
+// ListConfig is List for the config file, for backends whose listing of a
+// folder cannot name the single config file: it stats it and calls fn
+// when it exists. prefix starts the message of a cancelled context.
+func ListConfig(ctx context.Context, prefix string, stat func(context.Context, Handle) (FileInfo, error), fn func(FileInfo) error) error {
+	fi, err := stat(ctx, Handle{Type: ConfigFile})
+	if errors.Is(err, ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: list %s: %w", prefix, ConfigFile, err)
+	}
+	return fn(fi)
 }

@@ -408,17 +408,7 @@ func (b *Backend) List(ctx context.Context, t backends.FileType, fn func(backend
 		return fmt.Errorf("dropbox: list %s: %w", t, err)
 	}
 	if t == backends.ConfigFile {
-		fi, err := b.Stat(ctx, backends.Handle{Type: t})
-		if errors.Is(err, backends.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("dropbox: list %s: %w", t, err)
-		}
-		return fn(fi)
+		return backends.ListConfig(ctx, "dropbox", b.Stat, fn)
 	}
 	if err := (backends.Handle{Type: t, Name: "x"}).Valid(); err != nil {
 		return fmt.Errorf("dropbox: list: %w (%w)", err, backends.ErrPermanent)
