@@ -111,7 +111,7 @@ func TestE2ERunRetention(t *testing.T) {
 	if n := len(e.snapshotIDs()); n != 4 {
 		t.Fatalf("a dry run left %d snapshots, want 4", n)
 	}
-	if out := e.mustRun("forget"); !containsAll(out, "removed 2 snapshots", "unused blob copies") {
+	if out := e.mustRun("forget"); !containsAll(out, "policy: [retention] of ", "removed 2 snapshots", "unused blob copies") {
 		t.Errorf("forget with [retention] printed:\n%s", out)
 	}
 	if n := len(e.snapshotIDs()); n != 2 {

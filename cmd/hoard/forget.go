@@ -106,7 +106,9 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string)
 			return err
 		}
 		o.prune = o.prune || rt.prune
-		g.log.Info("using the retention policy of the config file", "file", g.cfg.File)
+		if !g.json {
+			fmt.Fprintf(g.stdout, "policy: [retention] of %s\n", g.cfg.File)
+		}
 	}
 	if p.Empty() && len(args) == 0 {
 		return usagef("no policy and no snapshot given: nothing would be kept, so nothing is removed (give --keep-*, snapshot IDs, or [retention] in the config file)")
