@@ -91,6 +91,9 @@ type Snapshot struct {
 	Summary  *Summary  `json:"summary,omitempty"`
 	Program  string    `json:"program,omitempty"`
 
+	// Original is the snapshot this one was rewritten from (hoard tag).
+	Original *id.ID `json:"original,omitempty"`
+
 	// ID is the snapshot's file name; not stored in the file.
 	ID id.ID `json:"-"`
 }
