@@ -43,6 +43,20 @@ type Config struct {
 	Databases  map[string]*Database
 	Media      map[string]*Media
 	Retention  Retention
+	Monitoring Monitoring
+}
+
+// Monitoring says how hoard reports the commands that change the
+// repository (see package report).
+type Monitoring struct {
+	// Textfile is a Prometheus textfile (node_exporter's textfile
+	// collector) the last run of each command is recorded in.
+	Textfile string `toml:"textfile"`
+	// PingURL receives /start, success and /fail requests
+	// (healthchecks.io conventions).
+	PingURL string `toml:"ping_url"`
+	// OnFailure is a shell command run when a command fails.
+	OnFailure string `toml:"on_failure"`
 }
 
 // Repository says where the repository is and how to open it.
@@ -132,6 +146,7 @@ type rawFile struct {
 	Databases  map[string]*rawDB    `toml:"databases"`
 	Media      map[string]*rawMedia `toml:"media"`
 	Retention  Retention            `toml:"retention"`
+	Monitoring Monitoring           `toml:"monitoring"`
 }
 
 type rawRepository struct {
@@ -215,7 +230,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 		return filepath.Join(dir, p)
 	}
-	c := &Config{File: file, Databases: map[string]*Database{}, Media: map[string]*Media{}, Retention: raw.Retention}
+	c := &Config{File: file, Databases: map[string]*Database{}, Media: map[string]*Media{}, Retention: raw.Retention, Monitoring: raw.Monitoring}
 
 	rr := raw.Repository
 	c.Repository = Repository{Location: rr.Location, PasswordFile: abs(rr.PasswordFile), PasswordCommand: rr.PasswordCommand,

@@ -148,6 +148,7 @@ func backupCommandOutput(ctx context.Context, g *globals, a *archiver.Archiver, 
 }
 
 func reportBackup(g *globals, sn *snapshot.Snapshot) error {
+	g.noteSnapshot(sn)
 	if g.json {
 		if err := printJSON(g.stdout, map[string]any{"id": sn.ID.String(), "summary": sn.Summary}); err != nil {
 			return err

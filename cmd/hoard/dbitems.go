@@ -109,6 +109,7 @@ func rootNameOf(p string) string {
 }
 
 func reportItems(g *globals, sn *snapshot.Snapshot, extra map[string]any) error {
+	g.noteSnapshot(sn)
 	if g.json {
 		out := map[string]any{"id": sn.ID.String(), "summary": sn.Summary, "databases": sn.Source.Databases}
 		for k, v := range extra {

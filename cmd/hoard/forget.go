@@ -223,5 +223,8 @@ func forgetGroups(ctx context.Context, g *globals, r *repo.Repository, groups []
 		}
 		out = append(out, gj)
 	}
+	if g.facts != nil {
+		g.facts.removed += removed
+	}
 	return out, removed, nil
 }

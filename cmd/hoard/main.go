@@ -145,6 +145,9 @@ type globals struct {
 	stdout, stderr    io.Writer
 	status            *statusLine // stderr, when it shows progress (progress.go)
 	log               *slog.Logger
+	logLevel          slog.Level
+	monitorOpts       monitorOptions // --metrics-file, --ping-url, --on-failure (monitor.go)
+	facts             *runFacts      // what a monitored command learnt, for its report
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
@@ -184,6 +187,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			if s := newStatusLine(stderr, g.json); s != nil {
 				g.status, g.stderr = s, s
 			}
+			g.logLevel = level
 			g.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 			if name := c.Args().First(); name != "" && name != "help" {
 				if err := g.loadConfig(); err != nil {
@@ -199,13 +203,15 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			initCommand(g), backupCommand(g), snapshotsCommand(g), lsCommand(g), restoreCommand(g),
 			dumpCommand(g), catCommand(g), checkCommand(g), unlockCommand(g), keyCommand(g),
 			dbCommand(g), runCommand(g), forgetCommand(g), pruneCommand(g), repairCommand(g), statsCommand(g), diffCommand(g),
-			findCommand(g), tagCommand(g), copyCommand(g),
+			findCommand(g), tagCommand(g), copyCommand(g), scheduleCommand(g),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
+	app.Flags = append(app.Flags, monitorFlags(&g.monitorOpts)...)
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = app.OnUsageError
 	}
+	monitorCommands(g, app.Commands, "")
 	return app
 }
 

@@ -174,7 +174,7 @@ func (g *globals) openRepo(ctx context.Context, o openOptions) (context.Context,
 			g.log.Warn("index file unreadable; its packs are ignored (run hoard check)", "file", "index/"+p.Name.String(), "error", p.Err)
 		}
 	}
-	return ctx, r, func() { unlock(); r.Close() }, nil
+	return ctx, r, func() { g.noteRepository(ctx, r); unlock(); r.Close() }, nil
 }
 
 // uploads is how many packs are stored at once: HOARD_CONNECTIONS, else the
