@@ -40,6 +40,7 @@ my_up() { mariadb --connect-timeout=2 -h 127.0.0.1 -P 3306 -u root -N -B -e 'SEL
 
 # ---- tools ----
 command -v sqlite3 >/dev/null || { log "installing sqlite3"; install sqlite3; }
+command -v fusermount3 >/dev/null || { log "installing fuse3 (hoard mount's tests)"; install fuse3; }
 fresh_pg=0
 if ! command -v pg_ctlcluster >/dev/null || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
 	log "installing postgresql"
