@@ -44,6 +44,24 @@ type Config struct {
 	Media      map[string]*Media
 	Retention  Retention
 	Monitoring Monitoring
+	// Copies are the repositories `hoard copy --target NAME` and
+	// `hoard run` copy snapshots to ([copy.NAME] sections).
+	Copies map[string]*CopyTarget
+}
+
+// CopyTarget is another repository snapshots are copied to, and how to
+// open it: the keys of [repository].
+type CopyTarget struct {
+	Name              string
+	Location          string
+	PasswordFile      string
+	PasswordCommand   string
+	GPGSecretKey      string
+	GPGPassphraseFile string
+	GPGAgent          bool
+	// AfterRun: hoard run copies its snapshots here after a successful
+	// backup (default true).
+	AfterRun bool
 }
 
 // Monitoring says how hoard reports the commands that change the
@@ -147,6 +165,17 @@ type rawFile struct {
 	Media      map[string]*rawMedia `toml:"media"`
 	Retention  Retention            `toml:"retention"`
 	Monitoring Monitoring           `toml:"monitoring"`
+	Copy       map[string]*rawCopy  `toml:"copy"`
+}
+
+type rawCopy struct {
+	Location          string `toml:"location"`
+	PasswordFile      string `toml:"password_file"`
+	PasswordCommand   string `toml:"password_command"`
+	GPGSecretKey      string `toml:"gpg_secret_key"`
+	GPGPassphraseFile string `toml:"gpg_passphrase_file"`
+	GPGAgent          bool   `toml:"gpg_agent"`
+	AfterRun          *bool  `toml:"after_run"`
 }
 
 type rawRepository struct {
@@ -322,6 +351,32 @@ func Parse(file string, data []byte) (*Config, error) {
 			}
 		}
 		c.Media[name] = m
+	}
+
+	c.Copies = map[string]*CopyTarget{}
+	for name, rc := range raw.Copy {
+		key := "copy." + name
+		if err := checkName(name); err != nil {
+			return nil, fail(key, "%v", err)
+		}
+		if rc == nil || rc.Location == "" {
+			return nil, fail(key, "needs location")
+		}
+		if rc.PasswordFile != "" && rc.PasswordCommand != "" {
+			return nil, fail(key+".password_command", "give password_file or password_command, not both")
+		}
+		t := &CopyTarget{Name: name, Location: rc.Location, PasswordFile: abs(rc.PasswordFile), PasswordCommand: rc.PasswordCommand,
+			GPGSecretKey: abs(rc.GPGSecretKey), GPGPassphraseFile: abs(rc.GPGPassphraseFile), GPGAgent: rc.GPGAgent, AfterRun: true}
+		if !strings.Contains(t.Location, "://") && !strings.HasPrefix(t.Location, "local:") {
+			t.Location = abs(t.Location)
+		}
+		if rc.AfterRun != nil {
+			t.AfterRun = *rc.AfterRun
+		}
+		if t.Location == c.Repository.Location {
+			return nil, fail(key+".location", "is the repository itself")
+		}
+		c.Copies[name] = t
 	}
 
 	r := raw.Retention

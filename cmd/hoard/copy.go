@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hoard-backup/hoard/config"
+	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
 	"github.com/hoard-backup/hoard/snapshot"
 	"github.com/hoard-backup/hoard/snapshot/copier"
@@ -45,8 +49,15 @@ func (t *copyTarget) globals(g *globals) *globals {
 }
 
 type copyOptions struct {
-	target copyTarget
-	filter snapshotFilter
+	target     copyTarget
+	targetName string // --target: a [copy.NAME] of the config file
+	filter     snapshotFilter
+}
+
+// fromConfig returns how to open a [copy.NAME] target.
+func fromConfig(t *config.CopyTarget) copyTarget {
+	return copyTarget{repo: t.Location, passwordFile: t.PasswordFile, passwordCommand: t.PasswordCommand,
+		gpgSecretKey: t.GPGSecretKey, gpgPassphraseFile: t.GPGPassphraseFile, gpgAgent: t.GPGAgent}
 }
 
 func copyCommand(g *globals) *cli.Command {
@@ -59,9 +70,28 @@ func copyCommand(g *globals) *cli.Command {
 			"again, and snapshots copied before are recognised and skipped, so a nightly copy is cheap and an\n" +
 			"interrupted one resumes. The target's key may be write-only; the source's must read content.",
 		ArgsUsage: "[SNAPSHOT...]",
-		Flags:     append(o.target.flags(), o.filter.flags()...),
+		Flags: append(append(o.target.flags(), o.filter.flags()...),
+			&cli.StringFlag{Name: "target", Destination: &o.targetName, Usage: "copy to the config file's [copy.NAME] instead of --to"}),
 		Action: func(c *cli.Context) error {
-			return runCopy(c.Context, g, o, c.Args().Slice())
+			if o.targetName != "" {
+				if o.target.repo != "" {
+					return usagef("give --to or --target, not both")
+				}
+				cfg, err := g.needConfig()
+				if err != nil {
+					return err
+				}
+				t, ok := cfg.Copies[o.targetName]
+				if !ok {
+					return usagef("%s has no [copy.%s]", cfg.File, o.targetName)
+				}
+				o.target = fromConfig(t)
+			}
+			res, err := runCopy(c.Context, g, o, c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			return printCopy(g, res)
 		},
 	}
 }
@@ -77,28 +107,34 @@ type copyPairJSON struct {
 	Target string `json:"target"`
 }
 
-func runCopy(ctx context.Context, g *globals, o *copyOptions, args []string) error {
+// runCopy copies the selected snapshots and returns what it did; it prints
+// a line per snapshot unless --json.
+func runCopy(ctx context.Context, g *globals, o *copyOptions, args []string) (*copyResultJSON, error) {
 	if o.target.repo == "" {
-		return usagef("copy needs --to (or HOARD_TO_REPOSITORY): the target repository")
+		return nil, usagef("copy needs --to (or HOARD_TO_REPOSITORY, or --target NAME of the config file): the target repository")
 	}
 	if o.target.repo == g.repo {
-		return usagef("copy: --to names the source repository itself")
+		return nil, usagef("copy: the target is the source repository itself")
 	}
 	ctx, src, srcDone, err := g.openRepo(ctx, openOptions{lock: true, index: true, read: true})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer srcDone()
 	tg := o.target.globals(g)
 	ctx, dst, dstDone, err := tg.openRepo(ctx, openOptions{lock: true, index: true})
 	if err != nil {
-		return fmt.Errorf("target %s: %w", o.target.repo, err)
+		return nil, fmt.Errorf("target %s: %w", o.target.repo, err)
 	}
 	defer dstDone()
+	return copySnapshots(ctx, g, o, src, dst, args)
+}
 
+func copySnapshots(ctx context.Context, g *globals, o *copyOptions, src, dst *repo.Repository, args []string) (*copyResultJSON, error) {
+	var err error
 	all, probs, err := snapshot.List(ctx, src)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, p := range probs {
 		g.log.Warn("snapshot file unreadable; not copied", "file", "snapshots/"+p.ID.String(), "error", p.Err)
@@ -109,7 +145,7 @@ func runCopy(ctx context.Context, g *globals, o *copyOptions, args []string) err
 		for _, a := range args {
 			sn, err := findSnapshot(ctx, src, a)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if !seen[sn.ID] {
 				seen[sn.ID] = true
@@ -117,7 +153,7 @@ func runCopy(ctx context.Context, g *globals, o *copyOptions, args []string) err
 			}
 		}
 	} else if sel, err = o.filter.apply(all); err != nil {
-		return err
+		return nil, err
 	}
 	byID := map[id.ID]*snapshot.Snapshot{}
 	for _, sn := range all {
@@ -125,7 +161,7 @@ func runCopy(ctx context.Context, g *globals, o *copyOptions, args []string) err
 	}
 	dstSns, dprobs, err := snapshot.List(ctx, dst)
 	if err != nil {
-		return fmt.Errorf("target %s: %w", o.target.repo, err)
+		return nil, fmt.Errorf("target %s: %w", o.target.repo, err)
 	}
 	for _, p := range dprobs {
 		g.log.Warn("target snapshot file unreadable", "file", "snapshots/"+p.ID.String(), "error", p.Err)
@@ -152,7 +188,7 @@ func runCopy(ctx context.Context, g *globals, o *copyOptions, args []string) err
 		}
 		nsn, err := cp.Copy(ctx, sn, parent)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		copied[copier.OriginOf(sn)] = nsn
 		res.Copied = append(res.Copied, copyPairJSON{Source: sn.ID.String(), Target: nsn.ID.String()})
@@ -162,6 +198,10 @@ func runCopy(ctx context.Context, g *globals, o *copyOptions, args []string) err
 	}
 	res.Stats = cp.Stats()
 	res.Stats.Skipped = len(res.Skipped)
+	return &res, nil
+}
+
+func printCopy(g *globals, res *copyResultJSON) error {
 	if g.json {
 		return printJSON(g.stdout, res)
 	}
@@ -169,4 +209,43 @@ func runCopy(ctx context.Context, g *globals, o *copyOptions, args []string) err
 		plural(res.Snapshots, "snapshot", "snapshots"), res.Stats.Skipped, res.BlobsNew,
 		formatBytes(res.BytesNew), formatBytes(res.BytesStored))
 	return nil
+}
+
+// copyAfterRun copies to every [copy.NAME] with after_run (the default),
+// for hoard run. A write-only key cannot read what it would copy: that is
+// a mistake of the config file, reported as such.
+func copyAfterRun(ctx context.Context, g *globals, cfg *config.Config) (map[string]any, error) {
+	out := map[string]any{}
+	for _, name := range sortedCopyNames(cfg) {
+		t := cfg.Copies[name]
+		if !t.AfterRun {
+			continue
+		}
+		if !g.json {
+			fmt.Fprintf(g.stdout, "copy to [copy.%s] %s:\n", name, t.Location)
+		}
+		res, err := runCopy(ctx, g, &copyOptions{target: fromConfig(t)}, nil)
+		if errors.Is(err, repo.ErrWriteOnly) {
+			err = fmt.Errorf("%w: copying needs a key that reads content; run hoard copy --target %s where the full key is, or set after_run = false in [copy.%s]", err, name, name)
+		}
+		if err != nil {
+			return out, fmt.Errorf("copy to [copy.%s]: %w", name, err)
+		}
+		out[name] = res
+		if !g.json {
+			if err := printCopy(g, res); err != nil {
+				return out, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func sortedCopyNames(cfg *config.Config) []string {
+	var names []string
+	for n := range cfg.Copies {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }

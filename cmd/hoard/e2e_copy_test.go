@@ -207,3 +207,38 @@ func TestE2ECopyResume(t *testing.T) {
 	target.mustRun("restore", "latest", "--target", dst)
 	gpgSameSums(t, "restore after a resumed copy", gpgSums(t, tree), gpgSums(t, filepath.Join(dst, "site")))
 }
+
+// TestE2ECopyAfterRun names an offsite repository in the config file's
+// [copy.offsite]: each hoard run copies its snapshot there, and hoard copy
+// --target offsite finds nothing left to copy.
+func TestE2ECopyAfterRun(t *testing.T) {
+	e := newEnv(t)
+	offsite := newEnv(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "site")
+	gpgMakeTree(t, src, testSeed(t, 14))
+	cfg := filepath.Join(dir, "hoard.toml")
+	gpgWriteFile(t, cfg, []byte(fmt.Sprintf("[repository]\nlocation = %q\npassword_file = %q\n\n[media.site]\npaths = [%q]\n\n[copy.offsite]\nlocation = %q\npassword_file = %q\n",
+		e.repo, e.pwFile, src, offsite.repo, offsite.pwFile)))
+	c := gpgWith(t, e, "HOARD_CONFIG="+cfg)
+	out := c.mustRun("run")
+	if !strings.Contains(out, "copy to [copy.offsite]") || !strings.Contains(out, "1 snapshot copied") {
+		t.Fatalf("run did not copy:\n%s", out)
+	}
+	gpgWriteFile(t, filepath.Join(src, "db.sql"), []byte("day two"))
+	c.mustRun("run")
+	if n := len(offsite.snapshotIDs()); n != 2 {
+		t.Fatalf("offsite has %d snapshots after two runs, want 2", n)
+	}
+	var res copyResult
+	c.mustRunJSON(&res, "copy", "--target", "offsite")
+	if len(res.Copied) != 0 || len(res.Skipped) != 2 {
+		t.Fatalf("copy --target after the runs: %+v", res)
+	}
+	dst := t.TempDir()
+	offsite.mustRun("restore", "latest", "--target", dst)
+	gpgSameSums(t, "offsite restore", gpgSums(t, src), gpgSums(t, filepath.Join(dst, "media", "site", "site")))
+	if _, _, code := c.run("copy", "--target", "nowhere"); code != exitUsage {
+		t.Errorf("copy --target of an unknown section: exit %d", code)
+	}
+}

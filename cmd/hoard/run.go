@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -55,26 +56,43 @@ func runRun(ctx context.Context, g *globals, o *runOptions) error {
 	if err != nil {
 		return err // no snapshot: nothing is forgotten
 	}
-	if cfg.Retention.IsZero() {
-		return reportItems(g, sn, nil)
-	}
-	if sn.Summary.Errors > 0 {
-		g.log.Warn("the snapshot is incomplete, so [retention] was not applied", "snapshot", sn.ID.Str())
-		return reportItems(g, sn, nil)
-	}
+	incomplete := sn.Summary.Errors > 0
 	if !g.json {
-		if err := reportItems(g, sn, nil); err != nil {
+		if err := reportItems(g, sn, nil); err != nil && !incomplete {
 			return err
 		}
 	}
-	extra, err := applyRetention(ctx, g, cfg.Retention)
-	if g.json {
-		if jerr := reportItems(g, sn, extra); jerr != nil {
-			return jerr
+	extra := map[string]any{}
+	var failures []error
+	if !cfg.Retention.IsZero() {
+		if incomplete {
+			g.log.Warn("the snapshot is incomplete, so [retention] was not applied", "snapshot", sn.ID.Str())
+		} else {
+			ret, err := applyRetention(ctx, g, cfg.Retention)
+			for k, v := range ret {
+				extra[k] = v
+			}
+			if err != nil {
+				failures = append(failures, fmt.Errorf("[retention] failed: %w", err))
+			}
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("snapshot %s saved, but [retention] failed: %w", sn.ID.Str(), err)
+	if len(cfg.Copies) > 0 {
+		copies, err := copyAfterRun(ctx, g, cfg)
+		if len(copies) > 0 {
+			extra["copy"] = copies
+		}
+		if err != nil {
+			failures = append(failures, err)
+		}
 	}
-	return nil
+	if g.json {
+		if err := reportItems(g, sn, extra); err != nil && !incomplete {
+			return err
+		}
+	}
+	if len(failures) > 0 {
+		return fmt.Errorf("snapshot %s saved, but %w", sn.ID.Str(), errors.Join(failures...))
+	}
+	return incompleteIf(sn)
 }
