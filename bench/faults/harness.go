@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -29,6 +30,9 @@ type Config struct {
 	Log           io.Writer // progress and findings; nil discards
 	// Timeout bounds each hoard command; one that runs longer is a hang.
 	Timeout time.Duration
+	// Workers run that many independent repositories at once, each with
+	// its share of the kill points and faults.
+	Workers int
 }
 
 // Result holds the counts.
@@ -139,6 +143,9 @@ func Run(c Config) (*Result, error) {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 2 * time.Minute
+	}
+	if c.Workers > 1 {
+		return runWorkers(c)
 	}
 	res := &Result{Seed: c.Seed, KillsByOp: map[string]int{}, FaultsByKind: map[string]int{}, FailedCodes: map[int]int{},
 		UnclearKinds: map[string]int{}}
@@ -423,4 +430,94 @@ func (c Config) debugf(format string, args ...any) {
 	if c.Verbose {
 		c.logf(format, args...)
 	}
+}
+
+// runWorkers runs c.Workers harnesses at once, each in its own
+// subdirectory with its own seed, and adds up their counts.
+func runWorkers(c Config) (*Result, error) {
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		results = make([]*Result, c.Workers)
+		errs    = make([]error, c.Workers)
+	)
+	for w := range c.Workers {
+		wc := c
+		wc.Workers = 1
+		wc.Dir = filepath.Join(c.Dir, fmt.Sprintf("w%d", w))
+		wc.Seed = c.Seed + uint64(w)
+		wc.Kills = c.Kills / c.Workers
+		wc.Faults = c.Faults / c.Workers
+		if w < c.Kills%c.Workers {
+			wc.Kills++
+		}
+		if w < c.Faults%c.Workers {
+			wc.Faults++
+		}
+		wc.Log = &prefixWriter{mu: &mu, w: c.Log, prefix: fmt.Sprintf("[w%d] ", w)}
+		if err := os.MkdirAll(wc.Dir, 0o755); err != nil {
+			return nil, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[w], errs[w] = Run(wc)
+		}()
+	}
+	wg.Wait()
+	total := &Result{Seed: c.Seed, KillsByOp: map[string]int{}, FaultsByKind: map[string]int{}, FailedCodes: map[int]int{},
+		UnclearKinds: map[string]int{}}
+	for w, r := range results {
+		if errs[w] != nil {
+			return total, fmt.Errorf("worker %d: %w", w, errs[w])
+		}
+		total.add(r)
+	}
+	return total, nil
+}
+
+func (r *Result) add(o *Result) {
+	r.KillPoints += o.KillPoints
+	r.Completed += o.Completed
+	r.Failed += o.Failed
+	r.Checks += o.Checks
+	r.Corrupt += o.Corrupt
+	r.LostSnapshots += o.LostSnapshots
+	r.Unrestorable += o.Unrestorable
+	r.Restores += o.Restores
+	r.Faults += o.Faults
+	r.Detected += o.Detected
+	r.Harmless += o.Harmless
+	r.FaultRestore += o.FaultRestore
+	r.Unclear += o.Unclear
+	r.Missed += o.Missed
+	r.WrongBytes += o.WrongBytes
+	r.Panics += o.Panics
+	r.Hangs += o.Hangs
+	for k, v := range o.KillsByOp {
+		r.KillsByOp[k] += v
+	}
+	for k, v := range o.FaultsByKind {
+		r.FaultsByKind[k] += v
+	}
+	for k, v := range o.FailedCodes {
+		r.FailedCodes[k] += v
+	}
+	for k, v := range o.UnclearKinds {
+		r.UnclearKinds[k] += v
+	}
+}
+
+// prefixWriter writes whole lines with a prefix, one writer at a time.
+type prefixWriter struct {
+	mu     *sync.Mutex
+	w      io.Writer
+	prefix string
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, err := p.w.Write(append([]byte(p.prefix), b...))
+	return len(b), err
 }

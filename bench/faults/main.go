@@ -37,6 +37,7 @@ func main() {
 	flag.StringVar(&c.Dir, "dir", "", "work directory (default: a new temporary directory, removed afterwards)")
 	flag.StringVar(&c.Hoard, "hoard", "", "hoard binary (default: built from ./cmd/hoard)")
 	flag.BoolVar(&c.Verbose, "v", false, "print every kill point and fault")
+	flag.IntVar(&c.Workers, "workers", 1, "independent repositories worked on at once")
 	flag.Parse()
 	if c.Dir == "" {
 		d, err := os.MkdirTemp("", "hoard-faults-")
