@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -357,7 +358,16 @@ func (r *Repository) LoadIndex(ctx context.Context) ([]IndexProblem, error) {
 		}
 	}
 	m, mark := r.be.(treePackMarker)
-	for name, f := range files {
+	// In name order, so that the index (and which description of a pack
+	// that two files describe differently comes first) never depends on
+	// the order the files were listed or loaded in.
+	order := make([]id.ID, 0, len(files))
+	for name := range files {
+		order = append(order, name)
+	}
+	slices.SortFunc(order, func(a, b id.ID) int { return a.Compare(b) })
+	for _, name := range order {
+		f := files[name]
 		if superseded[name] {
 			continue
 		}
@@ -371,8 +381,13 @@ func (r *Repository) LoadIndex(ctx context.Context) ([]IndexProblem, error) {
 			m.MarkTreePacks(trees)
 		}
 		r.idx.AddFile(f)
+		pids := make([]id.ID, len(f.Packs))
+		for i, p := range f.Packs {
+			pids[i] = p.ID
+		}
 		r.mu.Lock()
 		r.indexed[name] = struct{}{}
+		r.indexFiles[name] = pids
 		r.mu.Unlock()
 	}
 	return problems, nil
@@ -381,8 +396,12 @@ func (r *Repository) LoadIndex(ctx context.Context) ([]IndexProblem, error) {
 // LoadBlob returns the plaintext of a blob, appended to buf[:0]. Every copy
 // the index knows is tried; if none can be read and verified the error is a
 // *BlobError wrapping ErrInvalidData (or ErrWriteOnly, or the backend's error).
+//
+// The copies are tried in the order of Locations, so a blob whose first
+// copy is in a pack that is gone (an old index file put back after a prune)
+// or damaged is read from another copy.
 func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, bid id.ID, buf []byte) ([]byte, error) {
-	locs := r.idx.Lookup(t, bid)
+	locs := r.Locations(t, bid)
 	if len(locs) == 0 {
 		return nil, &BlobError{Type: t, ID: bid, Err: ErrBlobNotFound}
 	}
@@ -400,6 +419,52 @@ func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, bid id.ID, b
 		}
 	}
 	return nil, firstErr
+}
+
+// Locations returns every copy of a blob the index knows, in the index's
+// fixed order (index.Index.Lookup) except that copies in packs found
+// missing (MarkMissing) come last.
+func (r *Repository) Locations(t pack.BlobType, bid id.ID) []index.Location {
+	locs := r.idx.Lookup(t, bid)
+	if len(locs) < 2 {
+		return locs
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.missing) == 0 {
+		return locs
+	}
+	slices.SortStableFunc(locs, func(a, b index.Location) int {
+		ma, mb := r.missing[a.Pack.ID], r.missing[b.Pack.ID]
+		switch {
+		case ma == mb:
+			return 0
+		case mb:
+			return -1
+		}
+		return 1
+	})
+	return locs
+}
+
+// MarkMissing records that pack pid does not exist: Locations puts its
+// copies last from then on.
+func (r *Repository) MarkMissing(pid id.ID) {
+	r.mu.Lock()
+	r.missing[pid] = true
+	r.mu.Unlock()
+}
+
+// IndexFilePacks returns, for every index file LoadIndex has added to the
+// index, the packs it names.
+func (r *Repository) IndexFilePacks() map[id.ID][]id.ID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[id.ID][]id.ID, len(r.indexFiles))
+	for n, ps := range r.indexFiles {
+		out[n] = slices.Clone(ps)
+	}
+	return out
 }
 
 // PackKey returns the AEAD for blobs of a pack.
@@ -445,6 +510,9 @@ func (r *Repository) loadFrom(ctx context.Context, bid id.ID, loc index.Location
 			return err
 		})
 	if err != nil {
+		if errors.Is(err, backends.ErrNotExist) {
+			r.MarkMissing(loc.Pack.ID)
+		}
 		if !errors.Is(err, backends.ErrUnavailable) && (errors.Is(err, backends.ErrNotExist) ||
 			errors.Is(err, backends.ErrRange) || errors.Is(err, io.ErrUnexpectedEOF)) {
 			return nil, berr(fmt.Errorf("%w: %v", ErrInvalidData, err))

@@ -84,6 +84,9 @@ func (r *Repository) PlanPrune(ctx context.Context, used BlobSet, o PruneOptions
 	sort.Slice(ids, func(i, j int) bool { return ids[i].Compare(ids[j]) < 0 })
 
 	// One copy of each used blob counts as used; further copies are unused.
+	// Only a copy in a pack that is there (with the size the index says)
+	// is chosen: an index file put back from an old state of the
+	// repository may name packs a prune removed.
 	chosen := map[BlobHandle]id.ID{}
 	usedBytes := map[id.ID]uint64{}
 	totalBytes := map[id.ID]uint64{}
@@ -91,6 +94,8 @@ func (r *Repository) PlanPrune(ctx context.Context, used BlobSet, o PruneOptions
 	for _, pid := range ids {
 		es := entries[pid]
 		slices.SortFunc(es, func(a, b pack.Entry) int { return int(a.Offset) - int(b.Offset) })
+		fi, present := onDisk[pid]
+		present = present && uint64(fi.Size) == refs[pid].Size
 		for _, e := range es {
 			h := BlobHandle{e.Type, e.ID}
 			totalBytes[pid] += uint64(e.Length)
@@ -98,7 +103,7 @@ func (r *Repository) PlanPrune(ctx context.Context, used BlobSet, o PruneOptions
 				plan.UnusedBlobs++
 				continue
 			}
-			if _, ok := chosen[h]; ok {
+			if _, ok := chosen[h]; ok || !present {
 				continue
 			}
 			chosen[h] = pid
@@ -113,7 +118,7 @@ func (r *Repository) PlanPrune(ctx context.Context, used BlobSet, o PruneOptions
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return nil, fmt.Errorf("%w: %d used blobs are in no index (first: %s); run hoard check", ErrPruneRefused, len(missing), missing[0])
+		return nil, fmt.Errorf("%w: %d used blobs are in no index or only in packs that are missing (first: %s); run hoard check", ErrPruneRefused, len(missing), missing[0])
 	}
 	plan.UsedBlobs = len(chosen)
 	state := map[id.ID]int{} // 0 keep, 1 delete, 2 repack

@@ -131,6 +131,11 @@ type Repository struct {
 	saving    map[blobKey]struct{} // blobs in packers or uploaded but not yet in an index file
 	unindexed []index.Pack
 	indexed   map[id.ID]struct{} // index files loaded
+	// indexFiles names, per index file LoadIndex added, the packs it names.
+	indexFiles map[id.ID][]id.ID
+	// missing holds packs found missing while loading blobs: other copies
+	// are tried first from then on.
+	missing map[id.ID]bool
 }
 
 type blobKey struct {
@@ -245,6 +250,7 @@ func newRepository(be backends.Backend, keys *crypto.Keys, keyName string, o Opt
 	}
 	r := &Repository{be: be, keys: keys, keyName: keyName, idx: index.New(), log: o.Logger, now: o.Now,
 		workers: o.Workers, zenc: enc, zdec: dec, saving: map[blobKey]struct{}{}, indexed: map[id.ID]struct{}{},
+		indexFiles: map[id.ID][]id.ID{}, missing: map[id.ID]bool{},
 		uploadSem: make(chan struct{}, max(o.Uploads, 1)),
 		payloads:  newBufList(max(o.Workers, 1)), packBufs: newBufList(max(o.Workers, 1) + max(o.Uploads, 1))}
 	r.packers[pack.DataBlob] = &packerPool{}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 
@@ -47,6 +48,7 @@ type CheckReport struct {
 	Problems     []CheckProblem
 	Affected     []AffectedSnapshot
 	Unreferenced []id.ID // packs no index names: harmless leftovers of an interrupted backup
+	StaleIndex   []StaleIndexFile
 	Snapshots    int
 	Packs        int
 	Blobs        int
@@ -93,17 +95,25 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	packs := idx.Packs()
 	rep.Packs = len(packs)
 	badPacks := map[id.ID]bool{}
+	missing := map[id.ID]bool{}
 	for _, p := range packs {
 		size, ok := onDisk[p.ID]
 		switch {
 		case !ok:
 			badPacks[p.ID] = true
+			missing[p.ID] = true
 			rep.Problems = append(rep.Problems, CheckProblem{File: packFile(p.ID), Err: fmt.Errorf("%w: pack is missing", repo.ErrInvalidData)})
 		case uint64(size) != p.Size:
 			badPacks[p.ID] = true
 			rep.Problems = append(rep.Problems, CheckProblem{File: packFile(p.ID), Err: fmt.Errorf("%w: %d bytes, index says %d", repo.ErrInvalidData, size, p.Size)})
 		}
 		delete(onDisk, p.ID)
+	}
+	rep.StaleIndex = staleIndexFiles(r, missing)
+	for _, st := range rep.StaleIndex {
+		rep.Problems = append(rep.Problems, CheckProblem{File: "index/" + st.Name.String(),
+			Err: fmt.Errorf("%w: stale index file: names %d packs that do not exist (first: %s); hoard repair index rebuilds the index without them",
+				repo.ErrInvalidData, len(st.Missing), st.Missing[0].Str())})
 	}
 	for n := range onDisk {
 		rep.Unreferenced = append(rep.Unreferenced, n)
@@ -140,9 +150,17 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	}
 	if len(badPacks) > 0 {
 		idx.Each(func(pr index.PackRef, e pack.Entry) {
-			if badPacks[pr.ID] && len(idx.Lookup(e.Type, e.ID)) == 1 {
-				badBlobs[e.ID] = packFile(pr.ID)
+			if !badPacks[pr.ID] {
+				return
 			}
+			// Lost unless a copy is in a pack that is there (and, when
+			// read, verified).
+			for _, loc := range idx.Lookup(e.Type, e.ID) {
+				if _, readBad := badBlobs[e.ID]; !badPacks[loc.Pack.ID] && !(readBad && o.ReadData) {
+					return
+				}
+			}
+			badBlobs[e.ID] = packFile(pr.ID)
 		})
 	}
 
@@ -167,6 +185,38 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	rep.Problems = append(rep.Problems, w.problems...)
 	rep.BadBlobs = badBlobs
 	return rep, nil
+}
+
+// StaleIndexFile is an index file that names packs that do not exist: put
+// back from an old copy of the repository, or left by an interrupted
+// prune. Blobs it places in those packs may have copies elsewhere.
+type StaleIndexFile struct {
+	Name    id.ID
+	Missing []id.ID // the packs it names that do not exist, sorted
+}
+
+// staleIndexFiles returns, sorted by name, the loaded index files that name
+// a pack in missing.
+func staleIndexFiles(r *repo.Repository, missing map[id.ID]bool) []StaleIndexFile {
+	if len(missing) == 0 {
+		return nil
+	}
+	var out []StaleIndexFile
+	for name, pids := range r.IndexFilePacks() {
+		var gone []id.ID
+		for _, p := range pids {
+			if missing[p] {
+				gone = append(gone, p)
+			}
+		}
+		if len(gone) > 0 {
+			sort.Slice(gone, func(i, j int) bool { return gone[i].Compare(gone[j]) < 0 })
+			gone = slices.Compact(gone)
+			out = append(out, StaleIndexFile{Name: name, Missing: gone})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name.Compare(out[j].Name) < 0 })
+	return out
 }
 
 // bare drops the file name a repo.FileError adds, since a CheckProblem
@@ -232,6 +282,7 @@ func readPacks(ctx context.Context, r *repo.Repository, packs []index.PackRef, s
 		mu    sync.Mutex
 		probs []CheckProblem
 		bad   = map[id.ID]string{}
+		good  = map[id.ID]bool{}
 		done  int
 	)
 	byPack := map[id.ID][]pack.Entry{}
@@ -252,8 +303,19 @@ func readPacks(ctx context.Context, r *repo.Repository, packs []index.PackRef, s
 				return gctx.Err()
 			}
 			probs = append(probs, ps...)
+			isBad := map[id.ID]bool{}
 			for _, b := range bb {
-				bad[b] = packFile(p.ID)
+				isBad[b] = true
+				if !good[b] {
+					bad[b] = packFile(p.ID)
+				}
+			}
+			// A blob with a copy that verified is not lost.
+			for _, e := range byPack[p.ID] {
+				if !isBad[e.ID] {
+					good[e.ID] = true
+					delete(bad, e.ID)
+				}
 			}
 			done++
 			if progress != nil {

@@ -80,7 +80,7 @@ func runDBRestore(ctx context.Context, g *globals, o *dbRestoreOptions, name, re
 			return refusedError{fmt.Errorf("database %s is a %s database; --into names a %s one", d.Name, engineOf(eng), e)}
 		}
 	}
-	ctx, r, done, err := g.openRepo(ctx, openOptions{index: true, read: true})
+	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true, read: true})
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ type lsEntry struct {
 }
 
 func runLs(ctx context.Context, g *globals, ref, p string, long bool) error {
-	ctx, r, done, err := g.openRepo(ctx, openOptions{index: true})
+	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true})
 	if err != nil {
 		return err
 	}

@@ -57,8 +57,11 @@ func runRepairIndex(ctx context.Context, g *globals) error {
 	}
 	if g.json {
 		type problem struct {
-			Pack  string `json:"pack"`
-			Error string `json:"error"`
+			Pack       string `json:"pack"`
+			Error      string `json:"error"`
+			Known      int    `json:"blobs_known"`
+			Kept       int    `json:"blobs_kept"`
+			Unverified bool   `json:"unverified,omitempty"`
 		}
 		out := struct {
 			Packs             int       `json:"packs"`
@@ -71,7 +74,7 @@ func runRepairIndex(ctx context.Context, g *globals) error {
 			out.IndexFile = st.IndexFile.String()
 		}
 		for _, p := range st.Problems {
-			out.Unreadable = append(out.Unreadable, problem{p.ID.String(), p.Err.Error()})
+			out.Unreadable = append(out.Unreadable, problem{p.ID.String(), p.Err.Error(), p.Known, p.Kept, p.Unverified})
 		}
 		if err := printJSON(g.stdout, out); err != nil {
 			return err
@@ -79,7 +82,16 @@ func runRepairIndex(ctx context.Context, g *globals) error {
 	} else {
 		fmt.Fprintf(g.stdout, "indexed %d packs, %d blobs; removed %d old index files\n", st.Packs, st.Blobs, st.IndexFilesRemoved)
 		for _, p := range st.Problems {
-			fmt.Fprintf(g.stdout, "unreadable pack (left alone, not indexed): %s: %v\n", p.ID, p.Err)
+			switch {
+			case p.Known == 0:
+				fmt.Fprintf(g.stdout, "pack with an unreadable header (left alone, not indexed): %s: %v\n", p.ID, p.Err)
+			case p.Unverified:
+				fmt.Fprintf(g.stdout, "pack with an unreadable header (left alone): %s: %v; kept the %d blobs the old index placed in it, unverified (a write-only key cannot read them)\n",
+					p.ID, p.Err, p.Kept)
+			default:
+				fmt.Fprintf(g.stdout, "pack with an unreadable header (left alone): %s: %v; kept %d of the %d blobs the old index placed in it (each verified)\n",
+					p.ID, p.Err, p.Kept, p.Known)
+			}
 		}
 	}
 	if len(st.Problems) > 0 {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"sync/atomic"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -51,7 +53,8 @@ func runRestore(ctx context.Context, g *globals, o *restoreOptions, ref string) 
 			return usagef("bad include pattern %q: %v", p, err)
 		}
 	}
-	ctx, r, done, err := g.openRepo(ctx, openOptions{index: true, read: true})
+	// A shared lock: a prune (exclusive) cannot remove the packs being read.
+	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true, read: true})
 	if err != nil {
 		return err
 	}
@@ -60,6 +63,7 @@ func runRestore(ctx context.Context, g *globals, o *restoreOptions, ref string) 
 	if err != nil {
 		return err
 	}
+	pauseAt(g, "restore")
 	var written atomic.Uint64
 	var total uint64 // unknown with --include
 	if sn.Summary != nil && len(o.includes.Value()) == 0 {
@@ -102,7 +106,7 @@ func dumpCommand(g *globals) *cli.Command {
 }
 
 func runDump(ctx context.Context, g *globals, ref, p string) error {
-	ctx, r, done, err := g.openRepo(ctx, openOptions{index: true, read: true})
+	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true, read: true})
 	if err != nil {
 		return err
 	}
@@ -118,6 +122,7 @@ func runDump(ctx context.Context, g *globals, ref, p string) error {
 	if n.Type != snapshot.TypeFile {
 		return usagef("%s is a %s, not a file", p, n.Type)
 	}
+	pauseAt(g, "dump")
 	w := &progressWriter{w: g.stdout}
 	defer g.startProgress(bytesProgress(w.n.Load, n.Size))()
 	return restorer.Dump(ctx, r, n, w, 0)
@@ -133,4 +138,20 @@ func (c *progressWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n.Add(uint64(n))
 	return n, err
+}
+
+// pauseAt pauses for HOARD_TEST_PAUSE_FOR (default 3s) when
+// HOARD_TEST_PAUSE_AT names point, after saying so on standard error, so
+// that a test can run another command meanwhile. Only tests set it; it is
+// not a user-facing option.
+func pauseAt(g *globals, point string) {
+	if os.Getenv("HOARD_TEST_PAUSE_AT") != point {
+		return
+	}
+	d, err := time.ParseDuration(os.Getenv("HOARD_TEST_PAUSE_FOR"))
+	if err != nil {
+		d = 3 * time.Second
+	}
+	fmt.Fprintf(g.stderr, "hoard-test: paused at %s\n", point)
+	time.Sleep(d)
 }

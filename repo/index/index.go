@@ -2,6 +2,7 @@ package index
 
 import (
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/hoard-backup/hoard/repo/id"
@@ -47,28 +48,83 @@ type Location struct {
 type Index struct {
 	mu      sync.RWMutex
 	packs   []PackRef
-	packPos map[id.ID]uint32
-	runs    [][]entry // sorted; each at least twice as long as the next
+	packPos map[id.ID]uint32 // the first ref of each pack
+	runs    [][]entry        // sorted; each at least twice as long as the next
+	// dup is set when a pack already known was added again: its entries
+	// may repeat ones in other runs, so the next pushRun merges every run
+	// into one and drops the repeats.
+	dup bool
 }
 
 // New returns an empty index.
 func New() *Index { return &Index{packPos: map[id.ID]uint32{}} }
 
-func cmpEntry(a, b entry) int {
+// cmpKey orders entries by blob: lookups search by it.
+func cmpKey(a, b entry) int {
 	if c := a.id.Compare(b.id); c != 0 {
 		return c
 	}
 	return int(a.typ) - int(b.typ)
 }
 
-// addPackLocked records p's pack and appends its blobs to run.
-func (x *Index) addPackLocked(p Pack, run []entry) []entry {
-	if _, ok := x.packPos[p.ID]; ok {
-		return run
+// cmpEntry is a total order: by blob, then by location, so that equal
+// entries are neighbours and the order never depends on how the entries
+// arrived.
+func cmpEntry(a, b entry) int {
+	if c := cmpKey(a, b); c != 0 {
+		return c
 	}
-	pos := uint32(len(x.packs))
-	x.packs = append(x.packs, PackRef{ID: p.ID, Size: p.Size, Kind: p.Kind, WrappedKey: p.WrappedKey})
-	x.packPos[p.ID] = pos
+	switch {
+	case a.pack != b.pack:
+		return cmpU32(a.pack, b.pack)
+	case a.offset != b.offset:
+		return cmpU32(a.offset, b.offset)
+	case a.length != b.length:
+		return cmpU32(a.length, b.length)
+	}
+	return cmpU32(a.raw, b.raw)
+}
+
+func cmpU32(a, b uint32) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func sameRef(a PackRef, p Pack) bool {
+	return a.Size == p.Size && a.Kind == p.Kind && string(a.WrappedKey) == string(p.WrappedKey)
+}
+
+// addPackLocked records p's pack and appends its blobs to run. A pack
+// already known adds the blobs it lists that are not known yet (the index
+// is the union of the index files, docs/FORMAT.md section 7). If it
+// describes the pack differently (size, kind or wrapped key), one of the
+// two descriptions is wrong and the index cannot tell which: the second
+// becomes a pack ref of its own, so that both are tried.
+func (x *Index) addPackLocked(p Pack, run []entry) []entry {
+	pos, ok := x.packPos[p.ID]
+	if ok {
+		x.dup = true
+		found := false
+		for i := int(pos); i < len(x.packs); i++ {
+			if x.packs[i].ID == p.ID && sameRef(x.packs[i], p) {
+				pos, found = uint32(i), true
+				break
+			}
+		}
+		if !found {
+			pos = uint32(len(x.packs))
+			x.packs = append(x.packs, PackRef{ID: p.ID, Size: p.Size, Kind: p.Kind, WrappedKey: p.WrappedKey})
+		}
+	} else {
+		pos = uint32(len(x.packs))
+		x.packs = append(x.packs, PackRef{ID: p.ID, Size: p.Size, Kind: p.Kind, WrappedKey: p.WrappedKey})
+		x.packPos[p.ID] = pos
+	}
 	for _, b := range p.Blobs {
 		run = append(run, entry{id: b.ID, pack: pos, offset: b.Offset, length: b.Length, raw: b.RawLength, typ: b.Type})
 	}
@@ -82,14 +138,27 @@ func (x *Index) pushRun(run []entry) {
 		return
 	}
 	slices.SortFunc(run, cmpEntry)
+	run = slices.CompactFunc(run, func(a, b entry) bool { return cmpEntry(a, b) == 0 })
 	x.runs = append(x.runs, run)
+	if x.dup {
+		// Merge every run into one, dropping entries that repeat.
+		for len(x.runs) >= 2 {
+			n := len(x.runs)
+			x.runs[n-2] = mergeSorted(x.runs[n-2], x.runs[n-1])
+			x.runs = x.runs[:n-1]
+		}
+		x.runs[0] = slices.CompactFunc(x.runs[0], func(a, b entry) bool { return cmpEntry(a, b) == 0 })
+		x.dup = false
+		return
+	}
 	for n := len(x.runs); n >= 2 && len(x.runs[n-2]) < 2*len(x.runs[n-1]); n = len(x.runs) {
 		x.runs[n-2] = mergeSorted(x.runs[n-2], x.runs[n-1])
 		x.runs = x.runs[:n-1]
 	}
 }
 
-// AddPack records every blob of p. A pack already known is ignored.
+// AddPack records every blob of p. For a pack already known, the blobs not
+// known yet are added.
 func (x *Index) AddPack(p Pack) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -128,7 +197,7 @@ func mergeSorted(a, b []entry) []entry {
 }
 
 func find(s []entry, t pack.BlobType, bid id.ID) (int, bool) {
-	return slices.BinarySearchFunc(s, entry{id: bid, typ: t}, cmpEntry)
+	return slices.BinarySearchFunc(s, entry{id: bid, typ: t}, cmpKey)
 }
 
 // Has reports whether a blob of type t and ID bid is stored.
@@ -143,7 +212,9 @@ func (x *Index) Has(t pack.BlobType, bid id.ID) bool {
 	return false
 }
 
-// Lookup returns every location of the blob, first the one to try first.
+// Lookup returns every location of the blob in a fixed order, whatever
+// order the index files were added in: by pack ID, then by offset (the
+// first is the one to try first).
 func (x *Index) Lookup(t pack.BlobType, bid id.ID) []Location {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -156,14 +227,44 @@ func (x *Index) Lookup(t pack.BlobType, bid id.ID) []Location {
 			i++
 		}
 	}
+	if len(out) > 1 {
+		slices.SortFunc(out, cmpLocation)
+	}
 	return out
 }
 
-// Packs returns every pack the index names.
+func cmpLocation(a, b Location) int {
+	if c := a.Pack.ID.Compare(b.Pack.ID); c != 0 {
+		return c
+	}
+	switch {
+	case a.Offset != b.Offset:
+		return cmpU32(a.Offset, b.Offset)
+	case a.Length != b.Length:
+		return cmpU32(a.Length, b.Length)
+	case a.RawLength != b.RawLength:
+		return cmpU32(a.RawLength, b.RawLength)
+	case a.Pack.Size != b.Pack.Size:
+		if a.Pack.Size < b.Pack.Size {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(string(a.Pack.WrappedKey), string(b.Pack.WrappedKey))
+}
+
+// Packs returns every pack the index names, once each (with the first
+// description of it that was added).
 func (x *Index) Packs() []PackRef {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return slices.Clone(x.packs)
+	out := make([]PackRef, 0, len(x.packPos))
+	for i, p := range x.packs {
+		if x.packPos[p.ID] == uint32(i) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Pack returns what the index knows of pack pid.

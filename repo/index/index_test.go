@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
@@ -126,7 +127,7 @@ func TestIndexLookup(t *testing.T) {
 	tr := testPack("t", pack.TreeBlob, 1)
 	tr.Blobs[0].ID = a.Blobs[0].ID // a tree blob with a data blob's ID
 	x.AddFile(&index.File{Packs: []index.Pack{a, b, tr}})
-	x.AddPack(a) // known packs are ignored
+	x.AddPack(a) // known blobs of a known pack are not added again
 
 	if x.Len() != 5 {
 		t.Fatalf("Len %d, want 5", x.Len())
@@ -333,4 +334,89 @@ func wrappedKeySize(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(w)
+}
+
+// TestIndexUnion adds index files that describe the same packs differently
+// (one lists some blobs of a pack, another other blobs of it; one places a
+// blob in a second pack; one gives a pack another wrapped key) in many
+// orders, whole or pack by pack, and checks that the index is always the
+// same union: every location of every blob, in the same order.
+func TestIndexUnion(t *testing.T) {
+	p := testPack("p", pack.DataBlob, 4)
+	q := testPack("q", pack.DataBlob, 2)
+	q.Blobs[1].ID = p.Blobs[3].ID // stored twice
+	first := p
+	first.Blobs = p.Blobs[:2]
+	second := p
+	second.Blobs = p.Blobs[1:] // blob 1 in both
+	forged := p
+	forged.WrappedKey = []byte("another key")
+	forged.Blobs = p.Blobs[2:3]
+	files := []*index.File{
+		{Packs: []index.Pack{first}},
+		{Packs: []index.Pack{second, q}},
+		{Packs: []index.Pack{q}},
+		{Packs: []index.Pack{forged}},
+	}
+	type view struct {
+		Len   int
+		Packs []index.PackRef
+		Locs  map[id.ID][]index.Location
+		Each  map[string]int
+	}
+	snap := func(x *index.Index) view {
+		v := view{Len: x.Len(), Packs: x.Packs(), Locs: map[id.ID][]index.Location{}, Each: map[string]int{}}
+		for _, b := range append(append([]pack.Entry(nil), p.Blobs...), q.Blobs...) {
+			v.Locs[b.ID] = x.Lookup(pack.DataBlob, b.ID)
+		}
+		x.Each(func(pr index.PackRef, e pack.Entry) {
+			v.Each[fmt.Sprintf("%s/%x/%+v", pr.ID.Str(), pr.WrappedKey, e)]++
+		})
+		return v
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var want view
+	for round := range 200 {
+		x := index.New()
+		order := rnd.Perm(len(files))
+		// The forged description comes after the genuine one in the name
+		// order LoadIndex uses; here only the union is compared, so the
+		// genuine pack is added first in every round.
+		x.AddPack(first)
+		for _, i := range order {
+			if rnd.IntN(2) == 0 {
+				x.AddFile(files[i])
+			} else {
+				for _, pk := range files[i].Packs {
+					x.AddPack(pk)
+				}
+			}
+		}
+		got := snap(x)
+		if round == 0 {
+			want = got
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("order %v gives another index:\n%+v\nwant\n%+v", order, got, want)
+		}
+	}
+	// The union: p's four blobs, q's two, the forged entry; blob 1 once.
+	if want.Len != 4+2+1 {
+		t.Fatalf("Len %d, want 7", want.Len)
+	}
+	if len(want.Packs) != 2 {
+		t.Fatalf("Packs %d, want 2 (one per pack ID)", len(want.Packs))
+	}
+	if l := want.Locs[p.Blobs[3].ID]; len(l) != 2 || l[0].Pack.ID.Compare(l[1].Pack.ID) >= 0 {
+		t.Fatalf("blob in two packs: %+v, want both, by pack ID", l)
+	}
+	if l := want.Locs[p.Blobs[2].ID]; len(l) != 2 || string(l[0].Pack.WrappedKey)+string(l[1].Pack.WrappedKey) == "" {
+		t.Fatalf("blob under two keys: %+v, want both", l)
+	}
+	for _, n := range want.Each {
+		if n != 1 {
+			t.Fatalf("Each yields an entry %d times: %v", n, want.Each)
+		}
+	}
 }

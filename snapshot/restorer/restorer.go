@@ -463,6 +463,9 @@ func (rs *restorer) restorePack(ctx context.Context, refs []blobRef) error {
 						err = &repo.BlobError{Type: pack.DataBlob, ID: refs[next].id, Pack: p.ID, Err: err}
 					}
 				}
+				if err != nil {
+					plain, err = rs.otherCopy(ctx, refs[next].id, plain, err)
+				}
 				// Every use of this blob (deduplicated content) at once.
 				for k := next; k < len(refs) && refs[k].loc.Offset == loc.Offset; k++ {
 					next = k + 1 // counted once, whatever write says
@@ -480,23 +483,46 @@ func (rs *restorer) restorePack(ctx context.Context, refs []blobRef) error {
 	if loadErr != nil && ctx.Err() != nil {
 		return ctx.Err()
 	}
-	// Blobs not reached (missing or short pack) fail their files.
-	for ; next < len(refs); next++ {
-		err := loadErr
-		if err == nil {
-			err = io.ErrUnexpectedEOF
+	// Blobs not reached (missing or short pack) are read from another copy
+	// if there is one, or fail their files.
+	if errors.Is(loadErr, backends.ErrNotExist) {
+		rs.r.MarkMissing(p.ID)
+	}
+	var data []byte
+	var dataErr error
+	for k := next; k < len(refs); k++ {
+		if k == next || refs[k].id != refs[k-1].id {
+			err := loadErr
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			// A short or missing pack is damage; a backend that could not be
+			// reached after every retry is not.
+			if !errors.Is(err, backends.ErrUnavailable) && (errors.Is(err, backends.ErrNotExist) ||
+				errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, backends.ErrRange)) {
+				err = fmt.Errorf("%w: %v", repo.ErrInvalidData, err)
+			}
+			data, dataErr = rs.otherCopy(ctx, refs[k].id, data, &repo.BlobError{Type: pack.DataBlob, ID: refs[k].id, Pack: p.ID, Err: err})
 		}
-		// A short or missing pack is damage; a backend that could not be
-		// reached after every retry is not.
-		if !errors.Is(err, backends.ErrUnavailable) && (errors.Is(err, backends.ErrNotExist) ||
-			errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, backends.ErrRange)) {
-			err = fmt.Errorf("%w: %v", repo.ErrInvalidData, err)
-		}
-		if e := rs.write(refs[next], nil, &repo.BlobError{Type: pack.DataBlob, ID: refs[next].id, Pack: p.ID, Err: err}); e != nil {
+		if e := rs.write(refs[k], data, dataErr); e != nil {
 			return e
 		}
 	}
 	return nil
+}
+
+// otherCopy reads a blob whose planned copy failed (err) from the copies
+// the index knows (Repository.LoadBlob tries each, packs found missing
+// last). It returns err when none can be read, and nil data then.
+func (rs *restorer) otherCopy(ctx context.Context, bid id.ID, buf []byte, err error) ([]byte, error) {
+	if errors.Is(err, repo.ErrWriteOnly) || ctx.Err() != nil || len(rs.r.Index().Lookup(pack.DataBlob, bid)) < 2 {
+		return nil, err
+	}
+	out, lerr := rs.r.LoadBlob(ctx, pack.DataBlob, bid, buf)
+	if lerr != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // write puts one blob into its file (or records why it could not) and
