@@ -42,11 +42,14 @@ const (
 	IndexFile    FileType = "index"
 	SnapshotFile FileType = "snapshots"
 	LockFile     FileType = "locks"
+	// WALFile is a WAL catalog entry (format version 2), named by the WAL
+	// file it describes rather than by a hash.
+	WALFile FileType = "wal"
 )
 
 // FileTypes lists every type, in the order a repository is laid out.
 func FileTypes() []FileType {
-	return []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile}
+	return []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, WALFile}
 }
 
 // Handle addresses one file of a repository. For ConfigFile, Name is empty.
@@ -74,7 +77,7 @@ func (h Handle) Valid() error {
 			return fmt.Errorf("backends: config handle with name %q", h.Name)
 		}
 		return nil
-	case KeyFile, PackFile, IndexFile, SnapshotFile, LockFile:
+	case KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, WALFile:
 	default:
 		return fmt.Errorf("backends: unknown file type %q", h.Type)
 	}
