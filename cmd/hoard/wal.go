@@ -11,7 +11,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hoard-backup/hoard/pitr"
+	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/wal"
+	"github.com/hoard-backup/hoard/snapshot"
 )
 
 // walCommand is PostgreSQL's WAL archive: push for archive_command, fetch
@@ -119,6 +121,13 @@ func runWALList(ctx context.Context, g *globals, cluster string) error {
 	if err != nil {
 		return err
 	}
+	if sns, _, err := snapshot.List(ctx, r); err == nil {
+		for _, c := range arch.Clusters() {
+			if bbs := pitr.BaseBackups(sns, c); len(bbs) > 0 {
+				arch.SetSegmentSize(c, bbs[0].SegSize)
+			}
+		}
+	}
 	var out []pitr.Timeline
 	for _, tl := range arch.Timelines() {
 		if cluster == "" || tl.Cluster == cluster {
@@ -144,4 +153,64 @@ func describeGaps(missing []string) string {
 		return missing[0]
 	}
 	return fmt.Sprintf("%s and %d more", missing[0], len(missing)-1)
+}
+
+// expireWAL removes (or, in a dry run, counts) the archived WAL that no
+// base backup in the repository needs (pitr.Expired). The caller holds an
+// exclusive lock unless dryRun.
+func expireWAL(ctx context.Context, r *repo.Repository, dryRun bool) (int, error) {
+	arch, err := pitr.ReadArchive(ctx, r.Backend())
+	if err != nil || len(arch.Clusters()) == 0 {
+		return 0, err
+	}
+	sns, probs, err := snapshot.List(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	if len(probs) > 0 {
+		return 0, nil // prune refuses with the reason below
+	}
+	expired := pitr.Expired(arch, sns)
+	if dryRun {
+		n := 0
+		for _, items := range expired {
+			n += len(items)
+		}
+		return n, nil
+	}
+	return pitr.Forget(ctx, r, expired)
+}
+
+// checkWAL adds the archived WAL's problems (unreadable entries, missing
+// pieces, gaps in a timeline) to a check report.
+func checkWAL(ctx context.Context, r *repo.Repository, rep *snapshot.CheckReport) error {
+	sns, _, err := snapshot.List(ctx, r)
+	if err != nil {
+		return err
+	}
+	probs, err := pitr.Check(ctx, r, sns, rep.BadBlobs)
+	if err != nil {
+		return err
+	}
+	for _, p := range probs {
+		rep.Problems = append(rep.Problems, snapshot.CheckProblem{File: p.File, Err: p.Err})
+	}
+	return nil
+}
+
+// dbWindow sets the recovery window of a database with physical backups.
+func dbWindow(ctx context.Context, r *repo.Repository, sns []*snapshot.Snapshot, e *dbListEntry) error {
+	if wal.CheckCluster(e.Name) != nil || len(pitr.BaseBackups(sns, e.Name)) == 0 {
+		return nil
+	}
+	arch, err := pitr.ReadArchive(ctx, r.Backend())
+	if err != nil {
+		return err
+	}
+	w, ok, err := pitr.RecoveryWindow(ctx, r, arch, sns, e.Name)
+	if err != nil || !ok {
+		return err
+	}
+	e.Window = &w
+	return nil
 }
