@@ -47,9 +47,11 @@ const (
 	WALFile FileType = "wal"
 )
 
-// FileTypes lists every type, in the order a repository is laid out.
+// FileTypes lists the types of a version 1 repository, in the order a
+// repository is laid out; backends make their folders at creation.
+// WALFile's folder is made by the first Save into it.
 func FileTypes() []FileType {
-	return []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, WALFile}
+	return []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile}
 }
 
 // Handle addresses one file of a repository. For ConfigFile, Name is empty.
