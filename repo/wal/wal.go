@@ -123,7 +123,7 @@ func HandleName(cluster, file string) (string, error) {
 // name of a catalog file name.
 func SplitHandleName(name string) (cluster, file string, err error) {
 	i := strings.LastIndexByte(name, '_')
-	if i < 0 {
+	if i < 0 || strings.Contains(name, ".") {
 		return "", "", fmt.Errorf("%w: catalog file %q", ErrName, name)
 	}
 	cluster, file = name[:i], strings.ReplaceAll(name[i+1:], "-", ".")
