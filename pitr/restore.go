@@ -171,6 +171,12 @@ func CheckWAL(ctx context.Context, r *repo.Repository, a *Archive, cluster strin
 			}
 		}
 	}
+	if !t.Time.IsZero() {
+		// Every archived segment was pushed before the target: the records
+		// up to it would be in the next one, which is not archived (yet).
+		return &MissingError{Cluster: cluster, Segment: wal.SegmentName(bb.Timeline, last+1, bb.SegSize),
+			Needed: "recovery to " + t.String() + " (every archived segment was pushed before it)"}
+	}
 	return nil
 }
 
