@@ -42,9 +42,14 @@ const (
 	IndexFile    FileType = "index"
 	SnapshotFile FileType = "snapshots"
 	LockFile     FileType = "locks"
+	// WALFile is a WAL catalog entry (format version 2), named by the WAL
+	// file it describes rather than by a hash.
+	WALFile FileType = "wal"
 )
 
-// FileTypes lists every type, in the order a repository is laid out.
+// FileTypes lists the types of a version 1 repository, in the order a
+// repository is laid out; backends make their folders at creation.
+// WALFile's folder is made by the first Save into it.
 func FileTypes() []FileType {
 	return []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile}
 }
@@ -74,7 +79,7 @@ func (h Handle) Valid() error {
 			return fmt.Errorf("backends: config handle with name %q", h.Name)
 		}
 		return nil
-	case KeyFile, PackFile, IndexFile, SnapshotFile, LockFile:
+	case KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, WALFile:
 	default:
 		return fmt.Errorf("backends: unknown file type %q", h.Type)
 	}

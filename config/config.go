@@ -107,6 +107,12 @@ type Database struct {
 	ClientCommand  string
 	// TempDir is where SQLite's consistent copy is made.
 	TempDir string
+	// Physical makes backups of this PostgreSQL database physical base
+	// backups of its whole cluster (pg_basebackup) for point-in-time
+	// recovery with the archived WAL (docs/pitr.md).
+	Physical bool
+	// BaseBackupCommand is pg_basebackup; empty means from PATH.
+	BaseBackupCommand string
 	// Line is where the database's table starts in the file.
 	Line int
 }
@@ -205,6 +211,8 @@ type rawDB struct {
 	RestoreArgs     []string  `toml:"restore_args"`
 	ClientCommand   string    `toml:"client_command"`
 	TempDir         string    `toml:"temp_dir"`
+	Physical        bool      `toml:"physical"`
+	BaseBackupCmd   string    `toml:"basebackup_command"`
 }
 
 type rawMedia struct {
@@ -285,7 +293,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 		d := &Database{Name: name, Engine: engine, Path: abs(rd.Path), DumpCommand: rd.DumpCommand,
 			RestoreCommand: rd.RestoreCommand, RestoreArgs: rd.RestoreArgs, ClientCommand: rd.ClientCommand,
-			TempDir: abs(rd.TempDir), Line: lines.find(key)}
+			TempDir: abs(rd.TempDir), Physical: rd.Physical, BaseBackupCommand: rd.BaseBackupCmd, Line: lines.find(key)}
 		if rd.DumpArgs != nil {
 			d.DumpArgs = append([]string{}, (*rd.DumpArgs)...)
 		}
@@ -326,6 +334,9 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 		if d.Engine == SQLite && d.Password.IsSet() {
 			return nil, fail(key, "sqlite databases have no password")
+		}
+		if d.Physical && d.Engine != "" && d.Engine != Postgres {
+			return nil, fail(key+".physical", "physical backups are for postgres databases, not %s", d.Engine)
 		}
 		c.Databases[name] = d
 	}

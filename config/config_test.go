@@ -106,6 +106,7 @@ func TestErrors(t *testing.T) {
 		{"no url", "\n[databases.x]\nengine = \"mysql\"\n", 2, "needs url"},
 		{"url and path", "[databases.x]\nurl = \"mysql://h/d\"\npath = \"x.db\"\n", 3, "url or path"},
 		{"sqlite password", "[databases.x]\npath = \"x.db\"\npassword = \"p\"\n", 1, "no password"},
+		{"physical mysql", "[databases.x]\nurl = \"mysql://h/d\"\nphysical = true\n", 3, "physical backups are for postgres"},
 		{"media without paths", "[media.x]\nexcludes = []\n", 1, "needs paths"},
 		{"bad exclude", "[media.x]\npaths = [\"/a\"]\nexcludes = [\"[\"]\n", 3, "bad pattern"},
 		{"bad name", "[databases.\"a/b\"]\nurl = \"mysql://h/d\"\n", 1, "name"},

@@ -7,6 +7,7 @@ import (
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
 	"github.com/hoard-backup/hoard/repo/pack"
+	"github.com/hoard-backup/hoard/repo/wal"
 )
 
 // UsedBlobs walks the trees of every snapshot in sns and returns every
@@ -73,6 +74,10 @@ func Prune(ctx context.Context, r *repo.Repository, o repo.PruneOptions, removeU
 	used, err := UsedBlobs(ctx, r, sns)
 	if err != nil {
 		return nil, st, fmt.Errorf("%w: %v", repo.ErrPruneRefused, err)
+	}
+	// Archived WAL (docs/FORMAT.md 12a) is used as long as its entry is.
+	if err := wal.AddUsed(ctx, r, used); err != nil {
+		return nil, st, fmt.Errorf("%w: %v (run hoard check)", repo.ErrPruneRefused, err)
 	}
 	plan, err := r.PlanPrune(ctx, used, o)
 	if err != nil || dryRun {

@@ -51,6 +51,9 @@ func runCheck(ctx context.Context, g *globals, o snapshot.CheckOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := checkWAL(ctx, r, rep); err != nil { // wal.go
+		return err
+	}
 	if g.json {
 		type problem struct {
 			File  string `json:"file"`

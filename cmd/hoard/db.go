@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -30,8 +31,9 @@ func dbCommand(g *globals) *cli.Command {
 }
 
 type dbBackupOptions struct {
-	tags cli.StringSlice
-	host string
+	tags     cli.StringSlice
+	host     string
+	physical bool
 }
 
 func dbBackupCommand(g *globals) *cli.Command {
@@ -44,6 +46,8 @@ func dbBackupCommand(g *globals) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "tag", Destination: &o.tags, Usage: "add a tag (repeatable)"},
 			&cli.StringFlag{Name: "host", Destination: &o.host, Usage: "record this host name instead of the machine's"},
+			&cli.BoolFlag{Name: "physical", Destination: &o.physical,
+				Usage: "a physical base backup of the whole PostgreSQL cluster (pg_basebackup), for point-in-time recovery (docs/pitr.md)"},
 		},
 		Action: func(c *cli.Context) error { return runDBBackup(c.Context, g, o, c.Args().Slice()) },
 	}
@@ -72,6 +76,13 @@ func runDBBackup(ctx context.Context, g *globals, o *dbBackupOptions, args []str
 		dbs = append(dbs, d)
 	default:
 		return usagef("no database: give a NAME from the config file or a URL, or set DATABASE_URL")
+	}
+	if o.physical {
+		for i, d := range dbs {
+			cp := *d
+			cp.Physical = true
+			dbs[i] = &cp
+		}
 	}
 	sn, err := runItems(ctx, g, "database", dbs, nil, o.tags.Value(), o.host)
 	if err != nil {
@@ -165,8 +176,20 @@ func (g *globals) engine(ctx context.Context, d *config.Database) (dump.Engine, 
 	var e dump.Engine
 	switch engine {
 	case config.Postgres:
-		e, err = postgres.New(postgres.Config{URL: u, Password: pw, DumpCommand: d.DumpCommand, DumpArgs: d.DumpArgs,
+		var pg *postgres.Postgres
+		pg, err = postgres.New(postgres.Config{URL: u, Password: pw, DumpCommand: d.DumpCommand, DumpArgs: d.DumpArgs,
 			RestoreCommand: d.RestoreCommand, RestoreArgs: d.RestoreArgs, ClientCommand: d.ClientCommand, Stderr: g.stderr})
+		e = pg
+		if err == nil && d.Physical {
+			e = pg.BaseBackup(d.BaseBackupCommand, time.Now)
+		}
+	case config.MySQL, config.SQLite:
+		if d.Physical {
+			return nil, usagef("database %s: physical backups are for PostgreSQL", d.Name)
+		}
+	}
+	switch engine {
+	case config.Postgres:
 	case config.MySQL:
 		e, err = mysql.New(mysql.Config{URL: u, Password: pw, DumpCommand: d.DumpCommand, DumpArgs: d.DumpArgs,
 			ClientCommand: d.ClientCommand, RestoreArgs: d.RestoreArgs, Stderr: g.stderr})
@@ -184,7 +207,7 @@ func (g *globals) engine(ctx context.Context, d *config.Database) (dump.Engine, 
 // engineOf names an engine as snapshots record it.
 func engineOf(e dump.Engine) string {
 	switch e.(type) {
-	case *postgres.Postgres:
+	case *postgres.Postgres, *postgres.BaseBackup:
 		return dump.Postgres
 	case *mysql.MySQL:
 		return dump.MySQL
@@ -196,6 +219,6 @@ func engineOf(e dump.Engine) string {
 
 // dumpFileName is a database's file in the snapshot, by its dump format.
 func dumpFileName(name, format string) string {
-	ext := map[string]string{"custom": ".pgdump", "tar": ".tar", "sql": ".sql", "sqlite": ".sqlite"}[format]
+	ext := map[string]string{"custom": ".pgdump", "tar": ".tar", "sql": ".sql", "sqlite": ".sqlite", postgres.FormatBaseBackup: ".base.tar"}[format]
 	return "db/" + name + ext
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hoard-backup/hoard/config"
+	"github.com/hoard-backup/hoard/pitr"
 	"github.com/hoard-backup/hoard/snapshot"
 	"github.com/hoard-backup/hoard/snapshot/restorer"
 )
@@ -31,6 +32,9 @@ type dbListEntry struct {
 		Time time.Time `json:"time"`
 		Size uint64    `json:"size"`
 	} `json:"latest"`
+	// Window is the span a physical backup and the archived WAL can be
+	// restored to (docs/pitr.md).
+	Window *pitr.Window `json:"recovery_window,omitempty"`
 }
 
 func runDBList(ctx context.Context, g *globals) error {
@@ -69,6 +73,9 @@ func runDBList(ctx context.Context, g *globals) error {
 			}
 			break
 		}
+		if err := dbWindow(ctx, r, sns, &e); err != nil { // wal.go
+			return err
+		}
 		out = append(out, e)
 	}
 	if g.json {
@@ -86,6 +93,13 @@ func runDBList(ctx context.Context, g *globals) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Engine, e.Source, e.Latest.ID[:8],
 			e.Latest.Time.Local().Format(time.DateTime), formatBytes(e.Latest.Size))
+		if w := e.Window; w != nil {
+			fmt.Fprintf(tw, "  recoverable from %s to %s (WAL %s", w.From.Local().Format(time.DateTime), w.To.Local().Format(time.DateTime), w.Last)
+			if w.Gap != "" {
+				fmt.Fprintf(tw, "; segment %s is missing: recovery stops before it", w.Gap)
+			}
+			fmt.Fprintln(tw, ")")
+		}
 	}
 	fmt.Fprintf(tw, "%d databases\n", len(out))
 	return tw.Flush()

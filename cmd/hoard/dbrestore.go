@@ -29,6 +29,7 @@ var errRestoreStopped = errors.New("restore stopped")
 type dbRestoreOptions struct {
 	into  string
 	force bool
+	pitr  pitrOptions // dbpitr.go
 }
 
 func dbRestoreCommand(g *globals) *cli.Command {
@@ -37,11 +38,11 @@ func dbRestoreCommand(g *globals) *cli.Command {
 		Name:      "restore",
 		Usage:     "restore a database from a snapshot (default: the latest that holds it)",
 		ArgsUsage: "NAME [SNAPSHOT|latest]",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "into", Destination: &o.into,
 				Usage: "restore into this database (a name on the same server, or a URL) or SQLite file instead of NAME's own"},
 			&cli.BoolFlag{Name: "force", Destination: &o.force, Usage: "replace the target even if it holds data"},
-		},
+		}, pitrFlags(&o.pitr)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 1 || c.NArg() > 2 {
 				return usagef("db restore takes NAME [SNAPSHOT|latest]")
@@ -49,6 +50,9 @@ func dbRestoreCommand(g *globals) *cli.Command {
 			ref := "latest"
 			if c.NArg() == 2 {
 				ref = c.Args().Get(1)
+			}
+			if o.pitr.wanted() {
+				return runPITRRestore(c.Context, g, o, c.Args().First(), ref)
 			}
 			return runDBRestore(c.Context, g, o, c.Args().First(), ref)
 		},

@@ -63,6 +63,7 @@ type pruneResult struct {
 	BytesFreed        uint64 `json:"bytes_freed"`
 	PacksWritten      int    `json:"packs_written"`
 	IndexFilesRemoved int    `json:"index_files_removed"`
+	WALFilesRemoved   int    `json:"wal_files_removed,omitempty"`
 
 	blocker string // the lock that kept unindexed packs
 }
@@ -101,6 +102,10 @@ func pruneRepo(ctx context.Context, r *repo.Repository, maxUnused float64, dryRu
 			blocker = fmt.Sprintf("pid %d on %s since %s", l.PID, l.Host, l.Time.Format("2006-01-02 15:04:05"))
 		}
 	}
+	walRemoved, err := expireWAL(ctx, r, dryRun) // wal.go
+	if err != nil {
+		return nil, err
+	}
 	plan, st, err := snapshot.Prune(ctx, r, repo.PruneOptions{MaxUnused: maxUnused}, removeUnindexed, dryRun)
 	if err != nil {
 		return nil, err
@@ -110,7 +115,7 @@ func pruneRepo(ctx context.Context, r *repo.Repository, maxUnused float64, dryRu
 		freed += plan.UnindexedBytes
 	}
 	return &pruneResult{dryRun, plan.UsedBlobs, plan.UnusedBlobs, plan.Keep, len(plan.Delete), len(plan.Repack), len(plan.Unindexed),
-		removeUnindexed && !dryRun, plan.CopyBlobs, plan.CopyBytes, freed, st.PacksWritten, st.IndexFilesRemoved, blocker}, nil
+		removeUnindexed && !dryRun, plan.CopyBlobs, plan.CopyBytes, freed, st.PacksWritten, st.IndexFilesRemoved, walRemoved, blocker}, nil
 }
 
 // printPrune prints a pruneResult for people.
@@ -125,6 +130,9 @@ func printPrune(g *globals, res *pruneResult) {
 		res.PacksKept, res.PacksDeleted, res.PacksRepacked, res.BlobsCopied, formatBytes(res.BytesCopied), res.PacksUnindexed)
 	if res.PacksUnindexed > 0 && res.blocker != "" {
 		fmt.Fprintf(w, "packs not in any index are kept: another process may still index them (lock of %s); if it is gone, run hoard unlock and prune again\n", res.blocker)
+	}
+	if res.WALFilesRemoved > 0 {
+		fmt.Fprintf(w, "%s %d archived WAL files that no kept base backup needs\n", verb, res.WALFilesRemoved)
 	}
 	fmt.Fprintf(w, "%s %s\n", verb, formatBytes(res.BytesFreed))
 }

@@ -44,6 +44,7 @@ const (
 	LabelIndex      = "hoard index v1"
 	LabelSnapshot   = "hoard snapshot v1"
 	LabelLock       = "hoard lock v1"
+	LabelWAL        = "hoard wal v1"
 )
 
 // AEAD seals and opens objects under one key. Safe for concurrent use.

@@ -1,0 +1,6 @@
+package pitr
+
+import "syscall"
+
+// sigZero probes a process without disturbing it.
+const sigZero = syscall.Signal(0)
