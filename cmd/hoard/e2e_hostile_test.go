@@ -1,0 +1,168 @@
+//go:build unix
+
+package main
+
+// End-to-end tests of hostile repositories and inputs (issue: hostile
+// parameters, special files, signals, snapshot references, arguments).
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// hostileSource writes a small source tree and returns its folder.
+func hostileSource(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.MkdirAll(filepath.Join(src, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"a.txt": "alpha\n", "sub/b.txt": strings.Repeat("bravo ", 1000)} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return src
+}
+
+// replaceWithFIFO removes the file at p and makes a FIFO in its place.
+func replaceWithFIFO(t *testing.T, p string) {
+	t.Helper()
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runWithin runs hoard and fails the test if it takes longer than limit
+// (killing it then).
+func (e *env) runWithin(limit time.Duration, args ...string) (stdout, stderr string, code int) {
+	e.t.Helper()
+	type res struct {
+		out, errOut string
+		code        int
+	}
+	ch := make(chan res, 1)
+	cmd := e.command(args...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() {
+		err := cmd.Wait()
+		c := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			c = ee.ExitCode()
+		}
+		ch <- res{out.String(), errOut.String(), c}
+	}()
+	select {
+	case r := <-ch:
+		return r.out, r.errOut, r.code
+	case <-time.After(limit):
+		_ = cmd.Process.Kill()
+		<-ch
+		e.t.Fatalf("hoard %s still runs after %v", shortArgs(args), limit)
+	}
+	return "", "", 0
+}
+
+// TestE2EFIFOInRepository plants FIFOs where the config and a pack belong:
+// hoard must stop at once with an error naming the FIFO, not wait forever
+// for a writer.
+func TestE2EFIFOInRepository(t *testing.T) {
+	t.Run("pack", func(t *testing.T) {
+		e := newEnv(t).on(t)
+		src := hostileSource(t)
+		e.mustBackup(nil, src)
+		packs := e.packFiles()
+		for _, p := range packs {
+			replaceWithFIFO(t, p)
+		}
+		_, stderr, code := e.runWithin(20*time.Second, "restore", "latest", "--target", t.TempDir())
+		if code == 0 || !strings.Contains(stderr, "named pipe") {
+			t.Errorf("restore with FIFO packs: exit %d, stderr %q; want a failure naming the named pipe", code, stderr)
+		}
+		out, stderr, code := e.runWithin(20*time.Second, "check", "--read-data")
+		if code != exitDamaged || !strings.Contains(out+stderr, "named pipe") {
+			t.Errorf("check --read-data with FIFO packs: exit %d, want %d; output %q %q", code, exitDamaged, out, stderr)
+		}
+	})
+	t.Run("config", func(t *testing.T) {
+		e := newEnv(t).on(t)
+		replaceWithFIFO(t, filepath.Join(e.repo, "config"))
+		_, stderr, code := e.runWithin(20*time.Second, "snapshots")
+		if code == 0 || !strings.Contains(stderr, "config") || !strings.Contains(stderr, "named pipe") {
+			t.Errorf("snapshots with a FIFO config: exit %d, stderr %q; want a failure naming the config and the named pipe", code, stderr)
+		}
+	})
+}
+
+// packFiles returns the paths of the repository's pack files.
+func (e *env) packFiles() []string {
+	e.t.Helper()
+	var out []string
+	for _, rel := range e.repoFiles() {
+		if strings.HasPrefix(rel, "data"+string(filepath.Separator)) {
+			out = append(out, filepath.Join(e.repo, rel))
+		}
+	}
+	if len(out) == 0 {
+		e.t.Fatal("no packs in the repository")
+	}
+	return out
+}
+
+// TestE2ESignalDuringBlockingRead sends SIGINT and SIGTERM to hoard while it
+// waits for a passphrase from a FIFO that nobody writes: it must exit 130
+// promptly.
+func TestE2ESignalDuringBlockingRead(t *testing.T) {
+	e := newEnv(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			e := e.on(t)
+			fifo := filepath.Join(t.TempDir(), "pw")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			e.pwFile = fifo
+			cmd := e.command("snapshots")
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			time.Sleep(500 * time.Millisecond)
+			select {
+			case err := <-done:
+				t.Fatalf("hoard ended before the signal: %v, %s", err, stderr.String())
+			default:
+			}
+			start := time.Now()
+			_ = cmd.Process.Signal(sig)
+			select {
+			case err := <-done:
+				ee, ok := err.(*exec.ExitError)
+				if !ok || ee.ExitCode() != exitInterrupted {
+					t.Errorf("after %v: %v, want exit %d; stderr %q", sig, err, exitInterrupted, stderr.String())
+				}
+				if d := time.Since(start); d > 3*time.Second {
+					t.Errorf("hoard took %v to stop after %v", d, sig)
+				}
+			case <-time.After(20 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatalf("hoard still runs 20 s after %v", sig)
+			}
+		})
+	}
+}
