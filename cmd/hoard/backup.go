@@ -173,7 +173,7 @@ func printSummary(g *globals, sn *snapshot.Snapshot, files bool) {
 // incompleteIf is the error of a snapshot saved without some files.
 func incompleteIf(sn *snapshot.Snapshot) error {
 	if n := sn.Summary.Errors; n > 0 {
-		return incompleteError{fmt.Sprintf("snapshot %s saved, but %d files could not be read (see the warnings above)", sn.ID.Str(), n)}
+		return incompleteError{fmt.Sprintf("snapshot %s saved, but %d files could not be read or changed while being read (see the warnings above)", sn.ID.Str(), n)}
 	}
 	return nil
 }
