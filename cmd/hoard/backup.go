@@ -118,7 +118,8 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 		meta.Source = snapshot.Source{Kind: "stdin", Filename: o.stdinFilename}
 		sn, err = a.BackupReader(ctx, g.stdin, o.stdinFilename, meta, nil)
 	case o.fromCommand:
-		meta.Source = snapshot.Source{Kind: "command", Filename: o.stdinFilename, Command: args}
+		// Snapshots are readable by write-only keys: no passwords in them.
+		meta.Source = snapshot.Source{Kind: "command", Filename: o.stdinFilename, Command: dump.Redacted(args)}
 		sn, err = backupCommandOutput(ctx, g, a, args, o.stdinFilename, meta)
 	default:
 		meta.Source = snapshot.Source{Kind: "files"}
@@ -142,7 +143,7 @@ func backupCommandOutput(ctx context.Context, g *globals, a *archiver.Archiver, 
 	}}}, meta)
 	var te *dump.ToolError
 	if errors.As(err, &te) {
-		return nil, sourceError{fmt.Errorf("command %q: %w; no snapshot was made", strings.Join(argv, " "), te)}
+		return nil, sourceError{fmt.Errorf("command %q: %w; no snapshot was made", strings.Join(dump.Redacted(argv), " "), te)}
 	}
 	return sn, err
 }

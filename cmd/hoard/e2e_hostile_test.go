@@ -166,3 +166,27 @@ func TestE2ESignalDuringBlockingRead(t *testing.T) {
 		})
 	}
 }
+
+// TestE2ECommandSecretsRedacted backs up the output of commands whose
+// arguments hold passwords: neither the snapshot (which write-only keys
+// read) nor the error of a failing command may hold them.
+func TestE2ECommandSecretsRedacted(t *testing.T) {
+	e := newEnv(t)
+	const secret = "hunter2secret"
+	e.mustBackup(nil, "--stdin-filename", "db.dump", "--stdin-from-command", "--",
+		"sh", "-c", "echo dump of $0", "postgres://app:"+secret+"@db.example/app", "password="+secret)
+	out := e.mustRun("--json", "snapshots")
+	if strings.Contains(out, secret) {
+		t.Errorf("the snapshot holds the password:\n%s", out)
+	}
+	if !strings.Contains(out, "postgres://app:***@db.example/app") || !strings.Contains(out, "password=***") {
+		t.Errorf("the snapshot's command does not show the redacted arguments:\n%s", out)
+	}
+	if text := e.mustRun("snapshots"); strings.Contains(text, secret) {
+		t.Errorf("snapshots prints the password:\n%s", text)
+	}
+	_, stderr, code := e.run("backup", "--stdin-from-command", "--", "false", "postgres://app:"+secret+"@db.example/app")
+	if code != exitSource || strings.Contains(stderr, secret) || !strings.Contains(stderr, "postgres://app:***@") {
+		t.Errorf("failing command: exit %d, stderr %q; want %d and the URL without its password", code, stderr, exitSource)
+	}
+}
