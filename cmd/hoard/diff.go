@@ -37,6 +37,11 @@ func runDiff(ctx context.Context, g *globals, refA, refB string) error {
 	if err != nil {
 		return err
 	}
+	for _, sn := range []*snapshot.Snapshot{a, b} {
+		if err := checkExpansion(ctx, r, sn.Tree); err != nil {
+			return err
+		}
+	}
 	changes, sum, err := snapshot.Diff(ctx, r, a.Tree, b.Tree)
 	if err != nil {
 		return err

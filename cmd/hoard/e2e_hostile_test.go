@@ -6,6 +6,7 @@ package main
 // parameters, special files, signals, snapshot references, arguments).
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hoard-backup/hoard/snapshot"
 )
 
 // hostileSource writes a small source tree and returns its folder.
@@ -188,5 +191,72 @@ func TestE2ECommandSecretsRedacted(t *testing.T) {
 	_, stderr, code := e.run("backup", "--stdin-from-command", "--", "false", "postgres://app:"+secret+"@db.example/app")
 	if code != exitSource || strings.Contains(stderr, secret) || !strings.Contains(stderr, "postgres://app:***@") {
 		t.Errorf("failing command: exit %d, stderr %q; want %d and the URL without its password", code, stderr, exitSource)
+	}
+}
+
+// forgeExpandingSnapshot writes, with the repository's keys as any writer
+// holds them, a snapshot whose tree names one subtree twice at each of
+// depth levels: a few hundred bytes that expand to 2^(depth+1) entries.
+func forgeExpandingSnapshot(t *testing.T, e *env, depth int) string {
+	t.Helper()
+	ctx := context.Background()
+	r := dmgOpen(t, e.repo)
+	defer r.Close()
+	mtime := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	leaf := &snapshot.Tree{Nodes: []snapshot.Node{{Name: "f", Type: snapshot.TypeFile, Mode: 0o644, ModTime: mtime}}}
+	tid, _, err := snapshot.SaveTree(ctx, r, leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range depth {
+		sub := tid
+		tr := &snapshot.Tree{Nodes: []snapshot.Node{
+			{Name: "a", Type: snapshot.TypeDir, Mode: 0o755 | os.ModeDir, ModTime: mtime, Subtree: &sub},
+			{Name: "b", Type: snapshot.TypeDir, Mode: 0o755 | os.ModeDir, ModTime: mtime, Subtree: &sub},
+		}}
+		if tid, _, err = snapshot.SaveTree(ctx, r, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sn := &snapshot.Snapshot{Time: mtime, Host: "attacker", Paths: []string{"/x"}, Source: snapshot.Source{Kind: "files"}, Tree: tid}
+	if err := snapshot.Save(ctx, r, sn); err != nil {
+		t.Fatal(err)
+	}
+	return sn.ID.String()
+}
+
+// TestE2EExpandingTree: a snapshot whose tree repeats one subtree at every
+// level (2^65 entries from 64 tiny trees) must not make ls, restore or diff
+// run without end: they refuse it at once with exit 14, naming the bound.
+// check, stats and prune walk each subtree once and finish.
+func TestE2EExpandingTree(t *testing.T) {
+	e := newEnv(t)
+	e.mustBackup(nil, hostileSource(t))
+	snap := forgeExpandingSnapshot(t, e, 64)
+	limit := 60 * time.Second
+	for _, args := range [][]string{
+		{"ls", snap},
+		{"--json", "ls", snap},
+		{"restore", snap, "--target", t.TempDir()},
+		{"diff", "latest", snap},
+	} {
+		_, stderr, code := e.runWithin(limit, args...)
+		if code != exitDamaged || !strings.Contains(stderr, "expands to more than") {
+			t.Errorf("hoard %s: exit %d, stderr %q; want %d and \"expands to more than\"", strings.Join(args, " "), code, stderr, exitDamaged)
+		}
+	}
+	for _, args := range [][]string{{"check"}, {"stats"}} {
+		if _, stderr, code := e.runWithin(limit, args...); code != 0 {
+			t.Errorf("hoard %s: exit %d, stderr %q", strings.Join(args, " "), code, stderr)
+		}
+	}
+	// A tree that expands a little (2^11-2 folders, 2^10 files) is listed as usual.
+	small := forgeExpandingSnapshot(t, e, 10)
+	out, _, code := e.runWithin(limit, "ls", small)
+	if n := strings.Count(out, "\n"); code != 0 || n != 1<<11-2+1<<10 {
+		t.Errorf("ls of a tree of 2^11 paths: exit %d, %d lines", code, n)
 	}
 }

@@ -92,11 +92,12 @@ func exitCode(err error) int {
 		return exitVersion
 	case errors.Is(err, repo.ErrWriteOnly):
 		return exitWriteOnly
-	case errors.As(err, &de), errors.Is(err, repo.ErrInvalidData), errors.Is(err, repo.ErrBlobNotFound):
+	case errors.As(err, &de), errors.Is(err, repo.ErrInvalidData), errors.Is(err, repo.ErrBlobNotFound),
+		errors.Is(err, snapshot.ErrInvalidTree):
 		return exitDamaged
 	case errors.As(err, &re):
 		for _, f := range re.Failures {
-			if errors.Is(f.Err, repo.ErrInvalidData) || errors.Is(f.Err, repo.ErrBlobNotFound) {
+			if errors.Is(f.Err, repo.ErrInvalidData) || errors.Is(f.Err, repo.ErrBlobNotFound) || errors.Is(f.Err, snapshot.ErrInvalidTree) {
 				return exitDamaged
 			}
 		}

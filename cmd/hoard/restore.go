@@ -60,6 +60,9 @@ func runRestore(ctx context.Context, g *globals, o *restoreOptions, ref string) 
 	if err != nil {
 		return err
 	}
+	if err := checkExpansion(ctx, r, sn.Tree); err != nil {
+		return err
+	}
 	var written atomic.Uint64
 	var total uint64 // unknown with --include
 	if sn.Summary != nil && len(o.includes.Value()) == 0 {
