@@ -260,3 +260,66 @@ func TestE2EExpandingTree(t *testing.T) {
 		t.Errorf("ls of a tree of 2^11 paths: exit %d, %d lines", code, n)
 	}
 }
+
+// TestE2ECommandLineMistakes: extra arguments, bad, unknown and ambiguous
+// snapshot references and excludes that would exclude everything are
+// usage errors (exit 2), never ignored; "LATEST" is "latest".
+func TestE2ECommandLineMistakes(t *testing.T) {
+	e := newEnv(t)
+	src := hostileSource(t)
+	first := e.mustBackup(nil, src).ID
+	// Forge snapshots until two IDs share their first digit.
+	r := dmgOpen(t, e.repo)
+	seen := map[byte]string{first[0]: first}
+	ambiguous := ""
+	for i := 0; ambiguous == ""; i++ {
+		sn, err := snapshot.Find(context.Background(), r, first, snapshot.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sn.Time = sn.Time.Add(time.Duration(i+1) * time.Second)
+		if err := snapshot.Save(context.Background(), r, sn); err != nil {
+			t.Fatal(err)
+		}
+		id := sn.ID.String()
+		if _, ok := seen[id[0]]; ok {
+			ambiguous = id[:1]
+		}
+		seen[id[0]] = id
+	}
+	r.Close()
+	for _, args := range [][]string{
+		{"check", "extra"},
+		{"snapshots", "extra"},
+		{"prune", "extra"},
+		{"unlock", "extra"},
+		{"key", "list", "extra"},
+		{"repair", "index", "extra"},
+		{"repair", "nosuchcommand"},
+		{"init", "extra"},
+		{"ls", "not-an-id"},
+		{"ls", "abcdef0123"},
+		{"ls", ambiguous},
+		{"restore", ambiguous, "--target", t.TempDir()},
+		{"diff", first, "zz"},
+		{"backup", "--exclude", "/", src},
+		{"backup", "--exclude", "", src},
+		{"backup", "--exclude", "//", src},
+	} {
+		if args[0] == "ls" && args[1] == "abcdef0123" && strings.HasPrefix(first, "abcdef0123") {
+			continue
+		}
+		_, stderr, code := e.run(args...)
+		if code != exitUsage {
+			t.Errorf("hoard %s: exit %d, want %d; stderr %q", strings.Join(args, " "), code, exitUsage, stderr)
+		}
+	}
+	if n := len(e.snapshotIDs()); n != len(seen)+1 {
+		t.Errorf("%d snapshots after refused backups, want %d", n, len(seen)+1)
+	}
+	for _, ref := range []string{"LATEST", "Latest", strings.ToUpper(first[:8])} {
+		if out := e.mustRun("ls", ref); !strings.Contains(out, "a.txt") {
+			t.Errorf("ls %s:\n%s", ref, out)
+		}
+	}
+}

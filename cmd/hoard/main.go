@@ -74,7 +74,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, snapshot.ErrBadRef):
 		return exitUsage
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
@@ -204,7 +204,37 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = app.OnUsageError
 	}
+	refuseArguments(app.Commands, "hoard")
 	return app
+}
+
+// refuseArguments makes every command that names no arguments in its
+// ArgsUsage fail with a usage error when given some, instead of ignoring
+// them (`hoard check --read-data-subset 1/5 extra` must not pass silently).
+func refuseArguments(cmds []*cli.Command, prefix string) {
+	for _, cmd := range cmds {
+		name := prefix + " " + cmd.Name
+		refuseArguments(cmd.Subcommands, name)
+		if len(cmd.Subcommands) > 0 && cmd.Action == nil {
+			cmd.Action = func(c *cli.Context) error {
+				if c.NArg() > 0 {
+					return usagef("%s has no command %q (see %s --help)", name, c.Args().First(), name)
+				}
+				return cli.ShowSubcommandHelp(c)
+			}
+			continue
+		}
+		if cmd.ArgsUsage != "" || cmd.Action == nil {
+			continue
+		}
+		action := cmd.Action
+		cmd.Action = func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("%s takes no arguments, got %q (see %s --help)", name, c.Args().Slice(), name)
+			}
+			return action(c)
+		}
+	}
 }
 
 // findSnapshot resolves a snapshot reference with a clear error.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,11 +20,19 @@ import (
 	"github.com/hoard-backup/hoard/snapshot"
 )
 
-// ValidatePatterns reports a malformed exclude pattern.
+// ValidatePatterns reports a malformed exclude pattern, an empty one, or
+// one that matches "/" and so excludes everything (what
+// --exclude "$UNSET_VARIABLE/" becomes).
 func ValidatePatterns(patterns []string) error {
 	for _, p := range patterns {
 		if _, err := filepath.Match(p, ""); err != nil {
 			return fmt.Errorf("archiver: bad exclude pattern %q: %w", p, err)
+		}
+		if strings.TrimSpace(p) == "" {
+			return fmt.Errorf("archiver: empty exclude pattern %q (an unset variable?)", p)
+		}
+		if snapshot.Match(p, "/") {
+			return fmt.Errorf("archiver: exclude pattern %q matches / and would exclude everything (an unset variable?)", p)
 		}
 	}
 	return nil
