@@ -23,7 +23,7 @@ import (
 type backupOptions struct {
 	tags          cli.StringSlice
 	host          string
-	excludes      cli.StringSlice
+	excludes      rawStrings
 	stdin         bool
 	stdinFilename string
 	fromCommand   bool
@@ -40,7 +40,7 @@ func backupCommand(g *globals) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "tag", Destination: &o.tags, Usage: "add a tag (repeatable)"},
 			&cli.StringFlag{Name: "host", Destination: &o.host, Usage: "record this host name instead of the machine's"},
-			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Destination: &o.excludes,
+			&cli.GenericFlag{Name: "exclude", Aliases: []string{"e"}, Value: &o.excludes,
 				Usage: "exclude paths matching a pattern (repeatable); without a slash it matches any name"},
 			&cli.BoolFlag{Name: "stdin", Destination: &o.stdin, Usage: "back up standard input"},
 			&cli.StringFlag{Name: "stdin-filename", Value: "stdin", Destination: &o.stdinFilename,

@@ -323,3 +323,63 @@ func TestE2ECommandLineMistakes(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EHostileNames: names with escape sequences, line breaks and bytes
+// that are not UTF-8 are listed quoted, one per line, never raw; an exact
+// non-UTF-8 path given to --include or --exclude (either spelling) matches
+// it, byte for byte.
+func TestE2EHostileNames(t *testing.T) {
+	e := newEnv(t)
+	src := filepath.Join(t.TempDir(), "src")
+	names := map[string]string{ // name -> how ls shows it
+		"a\x1b[31mred": `"/src/a\x1b[31mred"`,
+		"line\nbreak":  `"/src/line\nbreak"`,
+		"\xff\xfe":     `"/src/\xff\xfe"`,
+		"caf\xe9":      `"/src/caf\xe9"`,
+		"rlo\u202etxt": `"/src/rlo\u202etxt"`,
+		"plain café":   `/src/plain café`,
+	}
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name := range names {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.mustBackup(nil, src)
+	for _, long := range []bool{false, true} {
+		args := []string{"ls", "latest"}
+		if long {
+			args = append(args, "-l")
+		}
+		out := e.mustRun(args...)
+		if strings.ContainsAny(out, "\x1b\u202e") || strings.Contains(out, "\xff") || strings.Contains(out, "line\nbreak") {
+			t.Errorf("hoard %s prints control characters or bytes that are not UTF-8 raw:\n%q", strings.Join(args, " "), out)
+		}
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if len(lines) != len(names)+1 {
+			t.Errorf("hoard %s: %d lines for %d paths:\n%s", strings.Join(args, " "), len(lines), len(names)+1, out)
+		}
+		for _, shown := range names {
+			if !strings.Contains(out, shown+"\n") {
+				t.Errorf("hoard %s does not show %s:\n%s", strings.Join(args, " "), shown, out)
+			}
+		}
+	}
+	for _, flag := range []string{"--include", "-i"} {
+		target := t.TempDir()
+		e.mustRun("restore", "latest", "--target", target, flag, "/src/\xff\xfe")
+		got, _ := os.ReadDir(filepath.Join(target, "src"))
+		if len(got) != 1 || got[0].Name() != "\xff\xfe" {
+			t.Errorf("restore %s /src/\\xff\\xfe restored %v", flag, got)
+		}
+	}
+	for _, flag := range []string{"--exclude", "-e"} {
+		res := e.mustBackup(nil, flag, filepath.Join(src, "\xff\xfe"), flag, filepath.Join(src, "caf\xe9"), src)
+		out := e.mustRun("ls", res.ID)
+		if strings.Contains(out, `\xff`) || strings.Contains(out, `caf\xe9`) || !strings.Contains(out, "plain") {
+			t.Errorf("backup %s of two non-UTF-8 paths:\n%s", flag, out)
+		}
+	}
+}

@@ -63,9 +63,9 @@ func runLs(ctx context.Context, g *globals, ref, p string, long bool) error {
 		if g.json {
 			out = append(out, e)
 		} else if long {
-			fmt.Fprintf(g.stdout, "%s %10d %s %s\n", e.Mode, e.Size, e.MTime.Local().Format(time.DateTime), e.Path)
+			fmt.Fprintf(g.stdout, "%s %10d %s %s\n", e.Mode, e.Size, e.MTime.Local().Format(time.DateTime), quotePath(e.Path))
 		} else {
-			fmt.Fprintln(g.stdout, e.Path)
+			fmt.Fprintln(g.stdout, quotePath(e.Path))
 		}
 	}
 	if n.Type != snapshot.TypeDir {

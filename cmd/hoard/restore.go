@@ -16,7 +16,7 @@ import (
 
 type restoreOptions struct {
 	target       string
-	includes     cli.StringSlice
+	includes     rawStrings
 	ignoreErrors bool
 }
 
@@ -28,7 +28,7 @@ func restoreCommand(g *globals) *cli.Command {
 		ArgsUsage: "SNAPSHOT|latest",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Destination: &o.target, Usage: "directory to restore into"},
-			&cli.StringSliceFlag{Name: "include", Aliases: []string{"i"}, Destination: &o.includes,
+			&cli.GenericFlag{Name: "include", Aliases: []string{"i"}, Value: &o.includes,
 				Usage: "restore only paths matching a pattern (repeatable), e.g. /media/uploads or *.jpg"},
 			&cli.BoolFlag{Name: "ignore-errors", Destination: &o.ignoreErrors,
 				Usage: "go on past damaged files, restore all others, and list the failures at the end"},
