@@ -383,3 +383,40 @@ func TestE2EHostileNames(t *testing.T) {
 		}
 	}
 }
+
+// TestE2ESpecialFilesNotRestoredSaySo: a FIFO and a socket in a backup are
+// not recreated by restore; that is said without --verbose, naming each,
+// and counted in the summary.
+func TestE2ESpecialFilesNotRestoredSaySo(t *testing.T) {
+	e := newEnv(t)
+	src := hostileSource(t)
+	if err := syscall.Mkfifo(filepath.Join(src, "pipe"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: filepath.Join(src, "sock")}); err != nil {
+		t.Skipf("bind a socket at %s: %v", src, err)
+	}
+	e.mustBackup(nil, src)
+	out, stderr, code := e.run("restore", "latest", "--target", t.TempDir())
+	if code != 0 {
+		t.Fatalf("restore: exit %d: %s", code, stderr)
+	}
+	for _, name := range []string{"/src/pipe", "/src/sock"} {
+		if !strings.Contains(stderr, name) {
+			t.Errorf("restore does not name %s as not restored:\n%s", name, stderr)
+		}
+	}
+	if !strings.Contains(out, "2 special files") {
+		t.Errorf("restore summary does not count the special files:\n%s", out)
+	}
+	// Not when an include leaves them out.
+	out, stderr, _ = e.run("restore", "latest", "--target", t.TempDir(), "--include", "/src/a.txt")
+	if strings.Contains(stderr+out, "special") {
+		t.Errorf("restore --include /src/a.txt mentions special files:\n%s%s", out, stderr)
+	}
+}
