@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoard-backup/hoard/repo/pack"
 	"github.com/hoard-backup/hoard/snapshot"
 )
 
@@ -418,5 +419,38 @@ func TestE2ESpecialFilesNotRestoredSaySo(t *testing.T) {
 	out, stderr, _ = e.run("restore", "latest", "--target", t.TempDir(), "--include", "/src/a.txt")
 	if strings.Contains(stderr+out, "special") {
 		t.Errorf("restore --include /src/a.txt mentions special files:\n%s%s", out, stderr)
+	}
+}
+
+// TestE2EInvalidTreeExits14: a restore (and ls) of a snapshot whose tree
+// breaks the format's rules (a name "..") exits 14, damaged data, as check
+// says, not 1.
+func TestE2EInvalidTreeExits14(t *testing.T) {
+	e := newEnv(t)
+	e.mustBackup(nil, hostileSource(t))
+	ctx := context.Background()
+	r := dmgOpen(t, e.repo)
+	raw := []byte(`{"nodes":[{"name":"..","type":"file","mode":420,"uid":0,"gid":0,"mtime":"2024-01-02T03:04:05Z","ctime":"2024-01-02T03:04:05Z","size":0}]}`)
+	res, err := r.SaveBlob(ctx, pack.TreeBlob, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sn := &snapshot.Snapshot{Time: time.Now(), Host: "attacker", Paths: []string{"/x"}, Source: snapshot.Source{Kind: "files"}, Tree: res.ID}
+	if err := snapshot.Save(ctx, r, sn); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	for _, args := range [][]string{
+		{"restore", sn.ID.String(), "--target", t.TempDir()},
+		{"restore", sn.ID.String(), "--target", t.TempDir(), "--ignore-errors"},
+		{"ls", sn.ID.String()},
+		{"check"},
+	} {
+		if _, stderr, code := e.run(args...); code != exitDamaged {
+			t.Errorf("hoard %s: exit %d, want %d; stderr %q", strings.Join(args, " "), code, exitDamaged, stderr)
+		}
 	}
 }
