@@ -23,7 +23,21 @@ import (
 var (
 	ErrNotFound  = errors.New("snapshot: no matching snapshot")
 	ErrAmbiguous = errors.New("snapshot: prefix matches several snapshots")
+	// ErrBadRef marks a reference that is no snapshot's ID, prefix or
+	// "latest", matches no snapshot, or matches several: a mistake of the
+	// command line. Find's errors for such references match it besides
+	// ErrNotFound or ErrAmbiguous.
+	ErrBadRef = errors.New("snapshot: bad snapshot reference")
 )
+
+// refError is an error of Find for a bad reference: kind and ErrBadRef.
+type refError struct {
+	msg  string
+	kind error
+}
+
+func (e *refError) Error() string   { return e.msg }
+func (e *refError) Unwrap() []error { return []error{e.kind, ErrBadRef} }
 
 // Source says what a snapshot was made from.
 type Source struct {
@@ -242,9 +256,9 @@ func Latest(sns []*Snapshot, f Filter) *Snapshot {
 	return nil
 }
 
-// Find resolves "latest" (with f) or a unique prefix of a snapshot ID.
+// Find resolves "latest" (in any case, with f) or a unique prefix of a snapshot ID.
 func Find(ctx context.Context, r *repo.Repository, ref string, f Filter) (*Snapshot, error) {
-	if ref == "latest" {
+	if strings.EqualFold(ref, "latest") {
 		sns, _, err := List(ctx, r)
 		if err != nil {
 			return nil, err
@@ -256,7 +270,7 @@ func Find(ctx context.Context, r *repo.Repository, ref string, f Filter) (*Snaps
 	}
 	ref = strings.ToLower(ref)
 	if len(ref) < 1 || len(ref) > 64 || strings.Trim(ref, "0123456789abcdef") != "" {
-		return nil, fmt.Errorf("snapshot: %q is not a snapshot ID or prefix", ref)
+		return nil, &refError{fmt.Sprintf("snapshot: %q is not a snapshot ID, a prefix of one, or \"latest\"", ref), ErrBadRef}
 	}
 	names, err := r.List(ctx, backends.SnapshotFile)
 	if err != nil {
@@ -270,9 +284,9 @@ func Find(ctx context.Context, r *repo.Repository, ref string, f Filter) (*Snaps
 	}
 	switch len(match) {
 	case 0:
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, ref)
+		return nil, &refError{fmt.Sprintf("%v: %s", ErrNotFound, ref), ErrNotFound}
 	case 1:
 		return Load(ctx, r, match[0])
 	}
-	return nil, fmt.Errorf("%w: %s matches %d snapshots", ErrAmbiguous, ref, len(match))
+	return nil, &refError{fmt.Sprintf("%v: %s matches %d snapshots", ErrAmbiguous, ref, len(match)), ErrAmbiguous}
 }

@@ -256,15 +256,11 @@ func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offse
 	if length < 0 || offset < 0 {
 		return fmt.Errorf("local: load %s: length %d, offset %d: %w", h, length, offset, backends.ErrRange)
 	}
-	f, err := os.Open(name)
+	f, fi, err := openRegular(name)
 	if err != nil {
 		return b.fail("load "+h.String(), err)
 	}
 	defer func() { _ = f.Close() }() // read-only: nothing to lose
-	fi, err := f.Stat()
-	if err != nil {
-		return b.fail("load "+h.String(), err)
-	}
 	if offset > fi.Size() {
 		return fmt.Errorf("local: load %s: offset %d beyond size %d: %w", h, offset, fi.Size(), backends.ErrRange)
 	}
@@ -285,6 +281,9 @@ func (b *Backend) Stat(ctx context.Context, h backends.Handle) (backends.FileInf
 		return backends.FileInfo{}, fmt.Errorf("local: stat: %w", err)
 	}
 	fi, err := os.Stat(name)
+	if err == nil && !fi.Mode().IsRegular() {
+		err = notRegular(name, fi)
+	}
 	if err != nil {
 		return backends.FileInfo{}, b.fail("stat "+h.String(), err)
 	}
@@ -395,6 +394,52 @@ func (b *Backend) readDir(ctx context.Context, t backends.FileType, dir string, 
 			return b.fail("list "+string(t), err)
 		}
 	}
+}
+
+// errNotRegular marks a repository file that is a FIFO, socket, device or
+// folder: hoard only ever writes regular files, and reading a FIFO would
+// block until someone writes to it.
+var errNotRegular = errors.New("not a regular file")
+
+// openRegular opens name for reading and returns it with its FileInfo, or
+// fails at once if it is not a regular file (following symlinks). The open
+// itself must not block: a FIFO with no writer blocks open(2) unless
+// O_NONBLOCK is given, which regular files ignore.
+func openRegular(name string) (*os.File, fs.FileInfo, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		// A socket cannot be opened at all (ENXIO): say what it is.
+		if fi, serr := os.Stat(name); serr == nil && !fi.Mode().IsRegular() {
+			err = notRegular(name, fi)
+		}
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = notRegular(name, fi)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+// notRegular says what kind of file name is instead of a regular one. The
+// error is permanent: retrying does not make a FIFO a file.
+func notRegular(name string, fi fs.FileInfo) error {
+	kind := "a special file"
+	switch m := fi.Mode(); {
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket"
+	case m&fs.ModeDevice != 0:
+		kind = "a device"
+	case m.IsDir():
+		kind = "a folder"
+	}
+	return fmt.Errorf("%s is %s: %w (%w)", name, kind, errNotRegular, backends.ErrPermanent)
 }
 
 // filename returns the path of h after checking that h is valid.

@@ -23,7 +23,7 @@ import (
 type backupOptions struct {
 	tags          cli.StringSlice
 	host          string
-	excludes      cli.StringSlice
+	excludes      rawStrings
 	stdin         bool
 	stdinFilename string
 	fromCommand   bool
@@ -40,7 +40,7 @@ func backupCommand(g *globals) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "tag", Destination: &o.tags, Usage: "add a tag (repeatable)"},
 			&cli.StringFlag{Name: "host", Destination: &o.host, Usage: "record this host name instead of the machine's"},
-			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Destination: &o.excludes,
+			&cli.GenericFlag{Name: "exclude", Aliases: []string{"e"}, Value: &o.excludes,
 				Usage: "exclude paths matching a pattern (repeatable); without a slash it matches any name"},
 			&cli.BoolFlag{Name: "stdin", Destination: &o.stdin, Usage: "back up standard input"},
 			&cli.StringFlag{Name: "stdin-filename", Value: "stdin", Destination: &o.stdinFilename,
@@ -118,7 +118,8 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 		meta.Source = snapshot.Source{Kind: "stdin", Filename: o.stdinFilename}
 		sn, err = a.BackupReader(ctx, g.stdin, o.stdinFilename, meta, nil)
 	case o.fromCommand:
-		meta.Source = snapshot.Source{Kind: "command", Filename: o.stdinFilename, Command: args}
+		// Snapshots are readable by write-only keys: no passwords in them.
+		meta.Source = snapshot.Source{Kind: "command", Filename: o.stdinFilename, Command: dump.Redacted(args)}
 		sn, err = backupCommandOutput(ctx, g, a, args, o.stdinFilename, meta)
 	default:
 		meta.Source = snapshot.Source{Kind: "files"}
@@ -142,7 +143,7 @@ func backupCommandOutput(ctx context.Context, g *globals, a *archiver.Archiver, 
 	}}}, meta)
 	var te *dump.ToolError
 	if errors.As(err, &te) {
-		return nil, sourceError{fmt.Errorf("command %q: %w; no snapshot was made", strings.Join(argv, " "), te)}
+		return nil, sourceError{fmt.Errorf("command %q: %w; no snapshot was made", strings.Join(dump.Redacted(argv), " "), te)}
 	}
 	return sn, err
 }
@@ -174,7 +175,7 @@ func printSummary(g *globals, sn *snapshot.Snapshot, files bool) {
 // incompleteIf is the error of a snapshot saved without some files.
 func incompleteIf(sn *snapshot.Snapshot) error {
 	if n := sn.Summary.Errors; n > 0 {
-		return incompleteError{fmt.Sprintf("snapshot %s saved, but %d files could not be read (see the warnings above)", sn.ID.Str(), n)}
+		return incompleteError{fmt.Sprintf("snapshot %s saved, but %d files could not be read or changed while being read (see the warnings above)", sn.ID.Str(), n)}
 	}
 	return nil
 }

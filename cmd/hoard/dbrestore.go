@@ -90,7 +90,7 @@ func runDBRestore(ctx context.Context, g *globals, o *dbRestoreOptions, name, re
 	}
 	defer done()
 	var sn *snapshot.Snapshot
-	if ref == "latest" {
+	if strings.EqualFold(ref, "latest") {
 		sns, _, err := snapshot.List(ctx, r)
 		if err != nil {
 			return err

@@ -37,6 +37,11 @@ func runDiff(ctx context.Context, g *globals, refA, refB string) error {
 	if err != nil {
 		return err
 	}
+	for _, sn := range []*snapshot.Snapshot{a, b} {
+		if err := checkExpansion(ctx, r, sn.Tree); err != nil {
+			return err
+		}
+	}
 	changes, sum, err := snapshot.Diff(ctx, r, a.Tree, b.Tree)
 	if err != nil {
 		return err
@@ -61,7 +66,7 @@ func runDiff(ctx context.Context, g *globals, refA, refB string) error {
 		return printJSON(g.stdout, out)
 	}
 	for _, c := range changes {
-		fmt.Fprintf(g.stdout, "%s %s\n", c.Kind, c.Path)
+		fmt.Fprintf(g.stdout, "%s %s\n", c.Kind, quotePath(c.Path))
 	}
 	fmt.Fprintf(g.stdout, "%s -> %s: %d added, %d removed, %d modified, %d metadata only\n",
 		a.ID.Str(), b.ID.Str(), sum.Added, sum.Removed, sum.Modified, sum.Metadata)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"time"
@@ -62,14 +63,17 @@ func runLs(ctx context.Context, g *globals, ref, p string, long bool) error {
 		if g.json {
 			out = append(out, e)
 		} else if long {
-			fmt.Fprintf(g.stdout, "%s %10d %s %s\n", e.Mode, e.Size, e.MTime.Local().Format(time.DateTime), e.Path)
+			fmt.Fprintf(g.stdout, "%s %10d %s %s\n", e.Mode, e.Size, e.MTime.Local().Format(time.DateTime), quotePath(e.Path))
 		} else {
-			fmt.Fprintln(g.stdout, e.Path)
+			fmt.Fprintln(g.stdout, quotePath(e.Path))
 		}
 	}
 	if n.Type != snapshot.TypeDir {
 		emit(p, n)
 	} else {
+		if err := checkExpansion(ctx, r, *n.Subtree); err != nil {
+			return err
+		}
 		if err := walkTree(ctx, r, *n.Subtree, p, emit); err != nil {
 			return err
 		}
@@ -94,6 +98,18 @@ func walkTree(ctx context.Context, r *repo.Repository, tid id.ID, dir string, fn
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// checkExpansion refuses, before a walk that visits every path, a tree
+// that expands beyond snapshot.MaxEntries entries (the same subtree named
+// again and again): such a walk would not end. Other errors (a damaged
+// tree) are left to the walk, which reports them where they are.
+func checkExpansion(ctx context.Context, r *repo.Repository, tid id.ID) error {
+	_, err := snapshot.CheckExpansion(ctx, r, tid, 0)
+	if errors.Is(err, snapshot.ErrTooLarge) || ctx.Err() != nil {
+		return err
 	}
 	return nil
 }

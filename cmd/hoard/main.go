@@ -9,9 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -76,7 +74,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, snapshot.ErrBadRef):
 		return exitUsage
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
@@ -94,11 +92,12 @@ func exitCode(err error) int {
 		return exitVersion
 	case errors.Is(err, repo.ErrWriteOnly):
 		return exitWriteOnly
-	case errors.As(err, &de), errors.Is(err, repo.ErrInvalidData), errors.Is(err, repo.ErrBlobNotFound):
+	case errors.As(err, &de), errors.Is(err, repo.ErrInvalidData), errors.Is(err, repo.ErrBlobNotFound),
+		errors.Is(err, snapshot.ErrInvalidTree):
 		return exitDamaged
 	case errors.As(err, &re):
 		for _, f := range re.Failures {
-			if errors.Is(f.Err, repo.ErrInvalidData) || errors.Is(f.Err, repo.ErrBlobNotFound) {
+			if errors.Is(f.Err, repo.ErrInvalidData) || errors.Is(f.Err, repo.ErrBlobNotFound) || errors.Is(f.Err, snapshot.ErrInvalidTree) {
 				return exitDamaged
 			}
 		}
@@ -116,7 +115,7 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(25)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptContext(os.Stderr)
 	defer stop()
 	app := newApp(os.Stdin, os.Stdout, os.Stderr)
 	stopProfile := startProfile()
@@ -211,8 +210,38 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = app.OnUsageError
 	}
+	refuseArguments(app.Commands, "hoard")
 	monitorCommands(g, app.Commands, "")
 	return app
+}
+
+// refuseArguments makes every command that names no arguments in its
+// ArgsUsage fail with a usage error when given some, instead of ignoring
+// them (`hoard check --read-data-subset 1/5 extra` must not pass silently).
+func refuseArguments(cmds []*cli.Command, prefix string) {
+	for _, cmd := range cmds {
+		name := prefix + " " + cmd.Name
+		refuseArguments(cmd.Subcommands, name)
+		if len(cmd.Subcommands) > 0 && cmd.Action == nil {
+			cmd.Action = func(c *cli.Context) error {
+				if c.NArg() > 0 {
+					return usagef("%s has no command %q (see %s --help)", name, c.Args().First(), name)
+				}
+				return cli.ShowSubcommandHelp(c)
+			}
+			continue
+		}
+		if cmd.ArgsUsage != "" || cmd.Action == nil {
+			continue
+		}
+		action := cmd.Action
+		cmd.Action = func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("%s takes no arguments, got %q (see %s --help)", name, c.Args().Slice(), name)
+			}
+			return action(c)
+		}
+	}
 }
 
 // findSnapshot resolves a snapshot reference with a clear error.

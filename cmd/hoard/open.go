@@ -37,7 +37,8 @@ type secretSource struct {
 func readSecret(ctx context.Context, src secretSource, confirm bool) ([]byte, error) {
 	switch {
 	case src.file != "":
-		b, err := os.ReadFile(src.file)
+		// The file may be a pipe (bash's <(...)) that never gets written.
+		b, err := readCtx(ctx, func() ([]byte, error) { return os.ReadFile(src.file) })
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", src.what, err)
 		}
@@ -60,15 +61,21 @@ func readSecret(ctx context.Context, src secretSource, confirm bool) ([]byte, er
 		return nil, usagef("no %s: %s, or run on a terminal", src.what, src.hint)
 	}
 	defer tty.Close()
+	// A signal cancels ctx while the terminal does not echo: restore it
+	// before returning, since term.ReadPassword is still waiting.
+	if st, err := term.GetState(int(tty.Fd())); err == nil {
+		defer func() { _ = term.Restore(int(tty.Fd()), st) }()
+	}
+	prompt := func() ([]byte, error) { return term.ReadPassword(int(tty.Fd())) }
 	fmt.Fprintf(tty, "enter %s: ", src.what)
-	p, err := term.ReadPassword(int(tty.Fd()))
+	p, err := readCtx(ctx, prompt)
 	fmt.Fprintln(tty)
 	if err != nil {
 		return nil, err
 	}
 	if confirm {
 		fmt.Fprint(tty, "enter it again: ")
-		p2, err := term.ReadPassword(int(tty.Fd()))
+		p2, err := readCtx(ctx, prompt)
 		fmt.Fprintln(tty)
 		if err != nil {
 			return nil, err

@@ -18,7 +18,7 @@ import (
 
 type restoreOptions struct {
 	target       string
-	includes     cli.StringSlice
+	includes     rawStrings
 	ignoreErrors bool
 }
 
@@ -30,7 +30,7 @@ func restoreCommand(g *globals) *cli.Command {
 		ArgsUsage: "SNAPSHOT|latest",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Destination: &o.target, Usage: "directory to restore into"},
-			&cli.StringSliceFlag{Name: "include", Aliases: []string{"i"}, Destination: &o.includes,
+			&cli.GenericFlag{Name: "include", Aliases: []string{"i"}, Value: &o.includes,
 				Usage: "restore only paths matching a pattern (repeatable), e.g. /media/uploads or *.jpg"},
 			&cli.BoolFlag{Name: "ignore-errors", Destination: &o.ignoreErrors,
 				Usage: "go on past damaged files, restore all others, and list the failures at the end"},
@@ -64,6 +64,9 @@ func runRestore(ctx context.Context, g *globals, o *restoreOptions, ref string) 
 		return err
 	}
 	pauseAt(g, "restore")
+	if err := checkExpansion(ctx, r, sn.Tree); err != nil {
+		return err
+	}
 	var written atomic.Uint64
 	var total uint64 // unknown with --include
 	if sn.Summary != nil && len(o.includes.Value()) == 0 {
@@ -81,12 +84,15 @@ func runRestore(ctx context.Context, g *globals, o *restoreOptions, ref string) 
 	}
 	if g.json {
 		if jerr := printJSON(g.stdout, map[string]any{"snapshot": sn.ID.String(), "files": st.Files, "dirs": st.Dirs,
-			"symlinks": st.Symlinks, "bytes": st.Bytes, "ok": err == nil}); jerr != nil {
+			"symlinks": st.Symlinks, "bytes": st.Bytes, "special_not_restored": st.Special, "ok": err == nil}); jerr != nil {
 			return jerr
 		}
 	} else {
 		fmt.Fprintf(g.stdout, "restored snapshot %s: %d files, %d dirs, %d symlinks, %s to %s\n", sn.ID.Str(), st.Files, st.Dirs,
 			st.Symlinks, formatBytes(st.Bytes), o.target)
+		if st.Special > 0 {
+			fmt.Fprintf(g.stdout, "%d special files (FIFOs, sockets, devices) not restored (see the warnings above)\n", st.Special)
+		}
 	}
 	return err
 }

@@ -222,6 +222,14 @@ func EncryptWithPassphrase(s *Secrets, passphrase []byte, mode S2K) ([]byte, err
 // so that a hostile key file cannot make hoard allocate without bound.
 const maxArgon2MemoryExp = 20
 
+// maxArgon2Passes and maxArgon2Work cap the time of one argon2 S2K: at most
+// 16 passes, and passes times memory at most 4 GiB (4 passes over 1 GiB, 16
+// over 256 MiB; hoard writes 3 over 64 MiB), a few seconds.
+const (
+	maxArgon2Passes = 16
+	maxArgon2Work   = 4 << 20 // KiB
+)
+
 // dearmor returns the binary form of an ASCII-armored OpenPGP message.
 func dearmor(msg []byte) ([]byte, bool) {
 	t := bytes.TrimLeft(msg, " \t\r\n")

@@ -284,8 +284,17 @@ func checkS2K(msg []byte) error {
 		return err
 	}
 	for _, p := range info.Passphrases {
-		if p.S2K == "argon2" && p.Argon2MemoryExp > maxArgon2MemoryExp {
+		if p.S2K != "argon2" {
+			continue
+		}
+		if p.Argon2MemoryExp > maxArgon2MemoryExp {
 			return fmt.Errorf("crypto: key file asks for 2^%d KiB of argon2 memory; refusing", p.Argon2MemoryExp)
+		}
+		// Time is passes times memory: 255 passes over 1 GiB would take
+		// some 20 minutes for one passphrase attempt.
+		if p.Argon2Passes > maxArgon2Passes || uint64(p.Argon2Passes)<<p.Argon2MemoryExp > maxArgon2Work {
+			return fmt.Errorf("crypto: key file asks for %d argon2 passes over 2^%d KiB (at most %d passes and %d GiB passed over in all); refusing",
+				p.Argon2Passes, p.Argon2MemoryExp, maxArgon2Passes, maxArgon2Work>>20)
 		}
 	}
 	return nil

@@ -277,3 +277,36 @@ func TestCheckS2KEveryPacket(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestCheckS2KPasses: a key file cannot ask for argon2 passes without bound
+// (255 passes over 1 GiB would take some 20 minutes), nor for many passes
+// over the largest memory allowed; the refusal is immediate.
+func TestCheckS2KPasses(t *testing.T) {
+	s := newTestSecrets(t)
+	msg, err := EncryptWithPassphrase(s, []byte("pw"), S2KIterated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ passes, memExp byte }{{255, 10}, {17, 3}, {5, 20}, {255, 20}} {
+		skesk := append([]byte{4, byte(packet.CipherAES256), 4}, make([]byte, 16)...)
+		skesk = append(skesk, c.passes, 1, c.memExp)
+		hostile := append([]byte{0xc3, byte(len(skesk))}, skesk...)
+		hostile = append(hostile, msg...)
+		start := time.Now()
+		_, err := DecryptWithPassphrase(hostile, []byte("pw"))
+		if err == nil || !strings.Contains(err.Error(), "argon2 passes") {
+			t.Errorf("%d passes over 2^%d KiB: got %v", c.passes, c.memExp, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%d passes over 2^%d KiB: refused after %v", c.passes, c.memExp, d)
+		}
+	}
+	// What hoard writes still opens.
+	msg, err = EncryptWithPassphrase(s, []byte("pw"), S2KArgon2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecryptWithPassphrase(msg, []byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -73,6 +73,10 @@ type Archiver struct {
 
 	owners  ownerCache
 	chunker *chunk.Chunker // used by the one goroutine that reads
+
+	// wrapFile, when set, wraps the reader of each file: package tests use
+	// it to change a file while it is being read.
+	wrapFile func(path string, rd io.Reader) io.Reader
 }
 
 type counters struct {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,11 +20,19 @@ import (
 	"github.com/hoard-backup/hoard/snapshot"
 )
 
-// ValidatePatterns reports a malformed exclude pattern.
+// ValidatePatterns reports a malformed exclude pattern, an empty one, or
+// one that matches "/" and so excludes everything (what
+// --exclude "$UNSET_VARIABLE/" becomes).
 func ValidatePatterns(patterns []string) error {
 	for _, p := range patterns {
 		if _, err := filepath.Match(p, ""); err != nil {
 			return fmt.Errorf("archiver: bad exclude pattern %q: %w", p, err)
+		}
+		if strings.TrimSpace(p) == "" {
+			return fmt.Errorf("archiver: empty exclude pattern %q (an unset variable?)", p)
+		}
+		if snapshot.Match(p, "/") {
+			return fmt.Errorf("archiver: exclude pattern %q matches / and would exclude everything (an unset variable?)", p)
 		}
 	}
 	return nil
@@ -225,7 +235,7 @@ func (a *Archiver) saveFile(path string, n snapshot.Node, old *snapshot.Node) (*
 		f.release()
 		return f, nil
 	}
-	size, err := a.chunkReader(countReader{file, &a.sum.bytesIn}, f, a.previousOf(old))
+	size, err := a.readFile(path, file, &n, f, old)
 	file.Close()
 	if err != nil {
 		if a.ctx.Err() != nil {
@@ -246,6 +256,73 @@ func (a *Archiver) saveFile(path string, n snapshot.Node, old *snapshot.Node) (*
 	}
 	f.release()
 	return f, nil
+}
+
+// readFile chunks the open file into f's jobs and returns the number of
+// bytes read. If the file's size, mtime or ctime changed while it was read,
+// or the bytes read do not match its size, it is read once more; if it
+// changes again, what the second read saw is kept, with a warning, and
+// counted as an error, so that the backup exits with "incomplete" rather
+// than store a length the file may never have had without a word. n gets
+// the metadata of the read that is kept: after a changed read, the times
+// from before it, so that the next backup reads the file again.
+func (a *Archiver) readFile(path string, file *os.File, n *snapshot.Node, f *future, old *snapshot.Node) (uint64, error) {
+	for attempt := 0; ; attempt++ {
+		before, err := file.Stat()
+		if err != nil {
+			return 0, err
+		}
+		var rd io.Reader = countReader{file, &a.sum.bytesIn}
+		if a.wrapFile != nil {
+			rd = a.wrapFile(path, rd)
+		}
+		f.jobs = f.jobs[:0] // jobs of an earlier read still release f
+		size, err := a.chunkReader(rd, f, a.previousOf(old))
+		if err != nil {
+			return size, err
+		}
+		after, err := file.Stat()
+		if err != nil {
+			return size, err
+		}
+		why := changedWhileRead(before, after, size)
+		if why == "" {
+			if attempt > 0 {
+				if fresh, err := a.nodeFromInfo(n.Name, path, before); err == nil {
+					*n = fresh
+				}
+			}
+			return size, nil
+		}
+		if attempt == 1 {
+			a.sum.errors.Add(1)
+			a.o.Logger.Warn("file changed while being read, twice; stored as the second read saw it", "path", path, "change", why)
+			return size, nil
+		}
+		a.o.Logger.Info("file changed while being read; reading it again", "path", path, "change", why)
+		if _, err := file.Seek(0, io.SeekStart); err != nil {
+			return size, err
+		}
+	}
+}
+
+// changedWhileRead says how a file changed between the stats before and
+// after reading size bytes of it, or "" if it did not.
+func changedWhileRead(before, after fs.FileInfo, size uint64) string {
+	switch {
+	case after.Size() != before.Size():
+		return fmt.Sprintf("size %d became %d", before.Size(), after.Size())
+	case uint64(before.Size()) != size:
+		return fmt.Sprintf("size %d, but %d bytes read", before.Size(), size)
+	case !after.ModTime().Equal(before.ModTime()):
+		return "modification time changed"
+	}
+	b, okb := before.Sys().(*syscall.Stat_t)
+	c, okc := after.Sys().(*syscall.Stat_t)
+	if okb && okc && (b.Ctim != c.Ctim || b.Ino != c.Ino) {
+		return "status change time changed"
+	}
+	return ""
 }
 
 func (a *Archiver) saveDir(path string, n snapshot.Node, old *snapshot.Node, excl []string) (*future, error) {

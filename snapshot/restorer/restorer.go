@@ -77,6 +77,8 @@ func (e *Errors) Unwrap() []error {
 // Stats count what a restore did.
 type Stats struct {
 	Files, Dirs, Symlinks, Bytes uint64
+	// Special counts FIFOs, sockets and devices, which are not recreated.
+	Special uint64
 }
 
 type restorer struct {
@@ -324,8 +326,12 @@ func (rs *restorer) walk(ctx context.Context, tid id.ID, rel string, parentInclu
 				}
 			}
 		default:
-			// Devices, fifos and sockets are not recreated.
-			rs.o.Logger.Info("not restoring special file", "path", "/"+childRel, "type", n.Type)
+			if !self {
+				continue
+			}
+			// Devices, fifos and sockets are not recreated: say so, and count them.
+			rs.stats.Special++
+			rs.o.Logger.Warn("special file not restored", "path", "/"+childRel, "type", n.Type)
 		}
 	}
 	return nil
