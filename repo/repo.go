@@ -136,10 +136,10 @@ type Repository struct {
 	// untrusted are the key files Open refused and passed over (SkipUntrusted).
 	untrusted    []*UntrustedError
 	configSigned bool
-	idx      *index.Index
-	log      *slog.Logger
-	now      func() time.Time
-	workers  int
+	idx          *index.Index
+	log          *slog.Logger
+	now          func() time.Time
+	workers      int
 
 	zenc *zstd.Encoder
 	zdec *zstd.Decoder
@@ -223,7 +223,7 @@ func Init(ctx context.Context, be backends.Backend, o InitOptions) (*Repository,
 		return nil, err
 	}
 	oc := outerConfig{Hoard: "repository", Version: FormatVersion, ID: repoID,
-		Body: base64.StdEncoding.EncodeToString(keys.Meta.Seal(nil, plain, []byte(crypto.LabelConfig))),
+		Body:        base64.StdEncoding.EncodeToString(keys.Meta.Seal(nil, plain, []byte(crypto.LabelConfig))),
 		Fingerprint: keys.Fingerprint()}
 	sig, err := keys.Sign(crypto.ConfigStatement(oc.ID, oc.Version, oc.Fingerprint, oc.Body), now)
 	if err != nil {
