@@ -321,12 +321,19 @@ func trustPoison(t *testing.T, w *trustWorld, victimID string) string {
 				st := rewrite(*n.Subtree, path+"/"+n.Name)
 				n.Subtree = &st
 			case snapshot.TypeFile:
-				res, err := r.SaveBlob(ctx, pack.DataBlob, []byte("EVIL content planted by host B for "+path+"/"+n.Name))
-				if err != nil {
-					t.Fatal(err)
-				}
+				// Content of the file's own size, so that nothing but
+				// the bytes gives it away.
+				evil := bytes.Repeat([]byte("EVIL content planted by host B for "+path+"/"+n.Name+"\n"), int(n.Size)/40+1)[:n.Size]
 				n.Content = n.Content[:0]
-				n.Content = append(n.Content, res.ID)
+				for len(evil) > 0 {
+					piece := evil[:min(len(evil), 1<<20)]
+					evil = evil[len(piece):]
+					res, err := r.SaveBlob(ctx, pack.DataBlob, piece)
+					if err != nil {
+						t.Fatal(err)
+					}
+					n.Content = append(n.Content, res.ID)
+				}
 			}
 		}
 		nid, _, err := snapshot.SaveTree(ctx, r, tree)

@@ -34,6 +34,22 @@ func fileParent(r *repo.Repository, sns []*snapshot.Snapshot, f snapshot.Filter,
 	return newest
 }
 
+// ownFirst returns the snapshots the key in use wrote, if there are any,
+// else all: a parent whose media trees' unchanged files are reused must be
+// one of them (archiver.Options.Parent).
+func ownFirst(r *repo.Repository, sns []*snapshot.Snapshot) []*snapshot.Snapshot {
+	var own []*snapshot.Snapshot
+	for _, sn := range sns {
+		if snapshot.Verify(r, sn) == crypto.TrustThisKey {
+			own = append(own, sn)
+		}
+	}
+	if len(own) == 0 {
+		return sns
+	}
+	return own
+}
+
 // streamParent is the parent of a backup of standard input or a command's
 // output: the newest snapshot of the host that stored a stream under the
 // same file name. Its content lets the archiver recognise the unchanged
