@@ -146,15 +146,25 @@ func Verify(r *repo.Repository, sn *Snapshot) crypto.Trust {
 // Save authenticates sn with the snapshot key of the key in use (when it
 // has one), stores it and sets its ID.
 func Save(ctx context.Context, r *repo.Repository, sn *Snapshot) error {
-	sn.Writer, sn.WriterKey, sn.MAC = r.Keys().Writer(), nil, nil
-	mac, wrapped, err := r.Keys().MACSnapshot(sn.Statement(r.Config().ID))
-	if err != nil {
-		return err
+	return save(ctx, r, sn, true)
+}
+
+// save stores sn, authenticated by the key in use if authenticate is set,
+// else with no writer fields (a snapshot rewritten from one this key did
+// not write must not become its own: FORMAT.md 9.1).
+func save(ctx context.Context, r *repo.Repository, sn *Snapshot, authenticate bool) error {
+	sn.Writer, sn.WriterKey, sn.MAC = "", nil, nil
+	if authenticate {
+		sn.Writer = r.Keys().Writer()
+		mac, wrapped, err := r.Keys().MACSnapshot(sn.Statement(r.Config().ID))
+		if err != nil {
+			return err
+		}
+		if mac == nil {
+			sn.Writer = ""
+		}
+		sn.MAC, sn.WriterKey = mac, wrapped
 	}
-	if mac == nil {
-		sn.Writer = ""
-	}
-	sn.MAC, sn.WriterKey = mac, wrapped
 	b, err := json.Marshal(sn)
 	if err != nil {
 		return err
