@@ -64,6 +64,9 @@ func FuzzConfig(f *testing.F) {
 		if _, err := id.Parse(oc.ID); err != nil {
 			t.Fatalf("accepted repository ID %q", oc.ID)
 		}
+		if f, err := crypto.ParseFingerprint(oc.Fingerprint); oc.Fingerprint != "" && (err != nil || f != oc.Fingerprint) {
+			t.Fatalf("accepted data key fingerprint %q", oc.Fingerprint)
+		}
 		b, err := json.Marshal(oc)
 		if err != nil {
 			t.Fatal(err)

@@ -30,13 +30,20 @@ func checkSecrets(t *testing.T, s *crypto.Secrets) {
 	default:
 		t.Fatalf("accepted kind %q with data secret key %v", s.Kind, s.DataSecret != "")
 	}
+	// Version 2 fields come with a fingerprint and a snapshot key;
+	// version 1 has none of them.
+	if s.Fingerprint == "" && (s.SnapshotKey != nil || s.Signature != nil) ||
+		s.Fingerprint != "" && (len(s.Fingerprint) != 40 || len(s.SnapshotKey) != crypto.KeySize) || len(s.Signature) > 4096 {
+		t.Fatalf("accepted fingerprint %q, snapshot key of %d bytes, signature of %d", s.Fingerprint, len(s.SnapshotKey), len(s.Signature))
+	}
 }
 
 func sameSecrets(a, b *crypto.Secrets) bool {
 	return a.Repository == b.Repository && a.Kind == b.Kind && a.Created.Equal(b.Created) &&
 		a.Host == b.Host && a.Username == b.Username && a.Polynomial == b.Polynomial &&
 		bytes.Equal(a.IDKey, b.IDKey) && bytes.Equal(a.MetaKey, b.MetaKey) &&
-		a.DataPublic == b.DataPublic && a.DataSecret == b.DataSecret
+		a.DataPublic == b.DataPublic && a.DataSecret == b.DataSecret &&
+		a.Fingerprint == b.Fingerprint && bytes.Equal(a.Signature, b.Signature) && bytes.Equal(a.SnapshotKey, b.SnapshotKey)
 }
 
 // FuzzKeyPayload feeds crypto.DecodeSecrets (the JSON inside a key file)
@@ -44,7 +51,11 @@ func sameSecrets(a, b *crypto.Secrets) bool {
 // and DecodeSecrets unchanged.
 func FuzzKeyPayload(f *testing.F) {
 	s := testSecrets(f)
-	for _, sec := range []*crypto.Secrets{s, s.WriteOnlyCopy()} {
+	v1 := *s
+	v1.Fingerprint, v1.Signature, v1.SnapshotKey = "", nil, nil
+	unsigned := s.WriteOnlyCopy()
+	unsigned.Signature = nil
+	for _, sec := range []*crypto.Secrets{s, s.WriteOnlyCopy(), &v1, unsigned} {
 		b, err := sec.MarshalJSON()
 		if err != nil {
 			f.Fatal(err)

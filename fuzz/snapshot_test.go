@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/id"
 	"github.com/hoard-backup/hoard/snapshot"
 )
@@ -144,6 +145,8 @@ func sampleSnapshots() []*snapshot.Snapshot {
 		{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("", 3600)), Host: "db",
 			Source: snapshot.Source{Kind: "command", Command: []string{"pg_dump", "-Fc", "app"}}, Tree: fixedID("dump")},
 		{Host: "x", Source: snapshot.Source{Kind: "stdin", Filename: "dump.sql"}, Tree: fixedID("stdin")},
+		{Host: "w", Source: snapshot.Source{Kind: "files"}, Tree: fixedID("signed"), Writer: crypto.WriterID(fixedKey("snapshot")),
+			WriterKey: []byte("wrapped key"), MAC: fixedKey("mac")},
 	}
 }
 
@@ -165,6 +168,10 @@ func FuzzSnapshot(f *testing.F) {
 		}
 		if sn.Tree.IsNull() {
 			t.Fatal("snapshot without a tree accepted")
+		}
+		if (sn.Writer == "") != (sn.MAC == nil) || (sn.Writer == "") != (sn.WriterKey == nil) ||
+			sn.Writer != "" && (len(sn.Writer) != 32 || len(sn.MAC) != 32 || len(sn.WriterKey) > 4096) {
+			t.Fatalf("accepted writer %q, writer_key of %d bytes, mac of %d", sn.Writer, len(sn.WriterKey), len(sn.MAC))
 		}
 		enc, err := json.Marshal(sn)
 		if err != nil {

@@ -34,8 +34,16 @@ type KeyInfo struct {
 	Created  time.Time
 	Host     string
 	Username string
-	// Err says why the key file is unusable: damaged, or of another
-	// repository.
+	// Fingerprint is the data key the opened key file holds; Signed says
+	// whether it carries a valid signature by that key, Trusted whether
+	// its data key is the one of the key in use (which Open checked
+	// against the pin). Err is set for a key file whose parts do not
+	// belong together (ErrUntrusted).
+	Fingerprint      string
+	Signed, Trusted  bool
+	SnapshotWriterID string // the writer ID of its snapshot key, if any
+	// Err says why the key file is unusable: damaged, of another
+	// repository, or untrusted.
 	Err error
 }
 
@@ -93,6 +101,16 @@ func (r *Repository) ListKeys(ctx context.Context) ([]KeyInfo, error) {
 				ki.Err = fmt.Errorf("belongs to another repository (%s)", sec.Repository[:8])
 			} else {
 				ki.Opened, ki.Kind, ki.Created, ki.Host, ki.Username = true, sec.Kind, sec.Created, sec.Host, sec.Username
+				k, err := crypto.NewKeys(sec)
+				if err != nil {
+					ki.Err = &UntrustedError{File: "keys/" + name, Reason: err.Error()}
+				} else {
+					ki.Fingerprint, ki.Signed, ki.SnapshotWriterID = k.Fingerprint(), k.Signed(), k.Writer()
+					ki.Trusted = k.Fingerprint() == r.keys.Fingerprint()
+					if !ki.Trusted {
+						ki.Err = &UntrustedError{File: "keys/" + name, Reason: fmt.Sprintf("it holds data key %s, not the trusted %s", k.Fingerprint(), r.keys.Fingerprint())}
+					}
+				}
 			}
 		}
 		out = append(out, ki)
@@ -116,20 +134,41 @@ type AddKeyOptions struct {
 
 // AddKey writes a new key file and returns its name. A full key needs a
 // full key in use (else ErrWriteOnly).
+//
+// The new key file gets a snapshot key of its own, and is signed by the
+// data key when the key in use can sign (a full key; this is how a
+// version 1 repository's key files are upgraded, FORMAT.md 4.1); a
+// write-only key copies its own key file's signature, if any.
 func (r *Repository) AddKey(ctx context.Context, o AddKeyOptions) (string, error) {
+	return r.addKey(ctx, o, false)
+}
+
+// addKey is AddKey; sameSnapshotKey keeps the snapshot key of the key in
+// use (a new passphrase for the same key file).
+func (r *Repository) addKey(ctx context.Context, o AddKeyOptions, sameSnapshotKey bool) (string, error) {
 	var sec *crypto.Secrets
 	switch o.Kind {
 	case crypto.Full:
 		if !r.CanRead() {
 			return "", fmt.Errorf("repo: a full key can only be added with a full key: %w", ErrWriteOnly)
 		}
-		c := *r.keys.Secrets
-		c.Kind = crypto.Full
-		sec = &c
+		sec = r.keys.Secrets.NewCopy()
+		sec.Kind = crypto.Full
 	case crypto.WriteOnly:
 		sec = r.keys.Secrets.WriteOnlyCopy()
 	default:
 		return "", fmt.Errorf("repo: unknown key kind %q", o.Kind)
+	}
+	if sameSnapshotKey && r.keys.Secrets.SnapshotKey != nil {
+		sec.SnapshotKey = r.keys.Secrets.SnapshotKey
+	}
+	sec.Fingerprint = r.keys.Fingerprint()
+	if sec.Signature == nil && r.CanRead() {
+		sig, err := r.keys.Sign(sec.KeyStatement(), r.now())
+		if err != nil {
+			return "", err
+		}
+		sec.Signature = sig
 	}
 	sec.Created, sec.Host, sec.Username = r.now().UTC(), o.Host, o.Username
 	var (
@@ -210,7 +249,7 @@ func (r *Repository) ChangePassphrase(ctx context.Context, passphrase []byte, s2
 	if len(info.Passphrases) == 0 {
 		return "", fmt.Errorf("repo: the key in use (keys/%s) is encrypted to %s, not protected by a passphrase: add a key and remove this one instead", r.keyName[:8], info)
 	}
-	name, err := r.AddKey(ctx, AddKeyOptions{Kind: r.keys.Secrets.Kind, Passphrase: passphrase, S2K: s2k, Host: host, Username: username})
+	name, err := r.addKey(ctx, AddKeyOptions{Kind: r.keys.Secrets.Kind, Passphrase: passphrase, S2K: s2k, Host: host, Username: username}, true)
 	if err != nil {
 		return "", err
 	}

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +39,10 @@ var (
 	ErrInvalidData   = errors.New("repo: damaged or invalid data")
 	ErrWriteOnly     = crypto.ErrWriteOnly
 	ErrBlobNotFound  = errors.New("repo: blob not in index")
+	// ErrUntrusted means a key file or the config is not what the
+	// repository's owner made: another data key than the one pinned or
+	// given, key files that disagree, or a signature that does not verify.
+	ErrUntrusted = errors.New("repo: untrusted key file or config")
 )
 
 // Config is the decoded repository config (FORMAT.md section 3).
@@ -54,6 +60,10 @@ type outerConfig struct {
 	Version int    `json:"version"`
 	ID      string `json:"id"`
 	Body    string `json:"body"`
+	// Key pinning (FORMAT.md 3.1): the data key's fingerprint and a
+	// signature by it; absent in configs written before.
+	Fingerprint string `json:"data_key_fingerprint,omitempty"`
+	Signature   string `json:"signature,omitempty"`
 }
 
 type bodyConfig struct {
@@ -81,6 +91,20 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// DataKeyFingerprint, when set, is the data key the repository must
+	// have: given by the user, or pinned by an earlier open on this
+	// machine. Key files with another data key are refused (ErrUntrusted);
+	// when empty, every key file the unlocker opens must agree.
+	DataKeyFingerprint string
+	// RequireSigned refuses key files without a signature by the data key
+	// (for a client that has seen this repository's key files signed).
+	RequireSigned bool
+	// Pinned, when set, is asked for DataKeyFingerprint and RequireSigned
+	// once the repository's ID is known (a client's known keys).
+	Pinned func(repositoryID string) (fingerprint string, requireSigned bool, err error)
+	// SkipUntrusted makes Open pass over key files it refuses, listed by
+	// Untrusted, instead of failing: for key list and key remove.
+	SkipUntrusted bool
 }
 
 // InitOptions configure a new repository.
@@ -109,10 +133,13 @@ type Repository struct {
 	keys     *crypto.Keys
 	keyName  string
 	unlocker crypto.Unlocker // what opened the key file; nil after Init
-	idx      *index.Index
-	log      *slog.Logger
-	now      func() time.Time
-	workers  int
+	// untrusted are the key files Open refused and passed over (SkipUntrusted).
+	untrusted    []*UntrustedError
+	configSigned bool
+	idx          *index.Index
+	log          *slog.Logger
+	now          func() time.Time
+	workers      int
 
 	zenc *zstd.Encoder
 	zdec *zstd.Decoder
@@ -200,8 +227,15 @@ func Init(ctx context.Context, be backends.Backend, o InitOptions) (*Repository,
 	if err != nil {
 		return nil, err
 	}
-	outer, err := json.MarshalIndent(outerConfig{Hoard: "repository", Version: FormatVersion, ID: repoID,
-		Body: base64.StdEncoding.EncodeToString(keys.Meta.Seal(nil, plain, []byte(crypto.LabelConfig)))}, "", "  ")
+	oc := outerConfig{Hoard: "repository", Version: FormatVersion, ID: repoID,
+		Body:        base64.StdEncoding.EncodeToString(keys.Meta.Seal(nil, plain, []byte(crypto.LabelConfig))),
+		Fingerprint: keys.Fingerprint()}
+	sig, err := keys.Sign(crypto.ConfigStatement(oc.ID, oc.Version, oc.Fingerprint, oc.Body), now)
+	if err != nil {
+		return nil, err
+	}
+	oc.Signature = base64.StdEncoding.EncodeToString(sig)
+	outer, err := json.MarshalIndent(oc, "", "  ")
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +263,7 @@ func Init(ctx context.Context, be backends.Backend, o InitOptions) (*Repository,
 		return nil, fmt.Errorf("repo: save config: %w", err)
 	}
 	r := newRepository(be, keys, keyName, o.Options)
+	r.configSigned = true
 	r.cfg = Config{Version: FormatVersion, ID: repoID, Created: now, Chunker: body.Chunker, Compression: body.Compression, PackSize: body.PackSize}
 	return r, nil
 }
@@ -340,6 +375,11 @@ func DecodeOuterConfig(raw []byte) (*outerConfig, error) {
 	if _, err := id.Parse(oc.ID); err != nil {
 		return nil, fmt.Errorf("%w: config id %q", ErrInvalidData, oc.ID)
 	}
+	if oc.Fingerprint != "" {
+		if f, err := crypto.ParseFingerprint(oc.Fingerprint); err != nil || f != oc.Fingerprint {
+			return nil, fmt.Errorf("%w: config data_key_fingerprint %q", ErrInvalidData, oc.Fingerprint)
+		}
+	}
 	return &oc, nil
 }
 
@@ -358,10 +398,18 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 	if err != nil {
 		return nil, fmt.Errorf("repo: list keys: %w", err)
 	}
+	sort.Strings(names) // the same order on every backend and every run
 	u := o.unlocker()
+	if o.Pinned != nil {
+		if o.DataKeyFingerprint, o.RequireSigned, err = o.Pinned(oc.ID); err != nil {
+			return nil, err
+		}
+	}
+	want := o.DataKeyFingerprint
 	var keys *crypto.Keys
 	var keyName string
 	var lastErr error
+	var untrusted []*UntrustedError
 	for _, name := range names {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -378,19 +426,48 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 		if err == nil && sec.Repository != oc.ID {
 			err = fmt.Errorf("repo: key file keys/%s belongs to another repository (%s), not to this one (%s)", name, sec.Repository[:8], oc.ID[:8])
 		}
+		var k *crypto.Keys
 		if err == nil {
-			if keys, err = crypto.NewKeys(sec); err != nil {
+			k, err = crypto.NewKeys(sec)
+		}
+		var ue *UntrustedError
+		switch {
+		case errors.Is(err, crypto.ErrInconsistentKey):
+			ue = &UntrustedError{File: "keys/" + name, Reason: err.Error()}
+		case err != nil:
+			if !strings.HasPrefix(err.Error(), "repo: ") {
 				err = fmt.Errorf("repo: key file keys/%s: %w", name, err)
 			}
-		}
-		if err != nil {
 			lastErr = err
 			continue
+		default:
+			ue = checkKeyTrust(name, k, oc, want, o.RequireSigned)
 		}
-		keyName = name
-		break
+		if ue == nil && keys != nil && k.Fingerprint() != keys.Fingerprint() {
+			// First use, nothing pinned: the key files disagree, and the
+			// client cannot tell which one a write-only holder planted.
+			return nil, &UntrustedError{File: "keys/" + name, Reason: fmt.Sprintf("it holds data key %s, but keys/%s holds %s: "+
+				"one of them was not made by the repository's owner; give the right fingerprint with --data-key-fingerprint",
+				k.Fingerprint(), keyName, keys.Fingerprint())}
+		}
+		if ue != nil {
+			if !o.SkipUntrusted {
+				return nil, ue
+			}
+			untrusted = append(untrusted, ue)
+			continue
+		}
+		if keys == nil {
+			keys, keyName = k, name
+		}
+		if want != "" {
+			break // pinned: the first key file that matches will do
+		}
 	}
 	if keys == nil {
+		if len(untrusted) > 0 {
+			return nil, untrusted[0]
+		}
 		if lastErr != nil {
 			return nil, lastErr
 		}
@@ -417,8 +494,16 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 	if bc.PackSize < 1<<20 || bc.PackSize > 1<<30 {
 		return nil, fmt.Errorf("%w: pack size %d", ErrInvalidData, bc.PackSize)
 	}
+	// After the body opened: damage is ErrInvalidData, a body that opens
+	// under the metadata key but is not signed by the data key is forged.
+	configSigned, err := checkConfigSignature(oc, keys)
+	if err != nil {
+		return nil, err
+	}
 	r := newRepository(be, keys, keyName, o)
 	r.unlocker = u
+	r.untrusted = untrusted
+	r.configSigned = configSigned
 	r.cfg = Config{Version: oc.Version, ID: oc.ID, Created: bc.Created, Chunker: bc.Chunker, Compression: bc.Compression, PackSize: bc.PackSize}
 	return r, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/repo"
+	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/id"
 	"github.com/hoard-backup/hoard/repo/pack"
 )
@@ -77,7 +78,9 @@ func RepairSnapshots(ctx context.Context, r *repo.Repository, o RepairOptions) (
 			if slices.Contains(sn.Tags, RepairTag) {
 				nsn.Tags = sn.Tags
 			}
-			if err := Save(ctx, r, &nsn); err != nil {
+			// Only a snapshot this key wrote stays this key's: another
+			// writer's (perhaps forged) is rewritten unauthenticated.
+			if err := save(ctx, r, &nsn, Verify(r, sn) == crypto.TrustThisKey); err != nil {
 				return out, err
 			}
 			rs.New = nsn.ID

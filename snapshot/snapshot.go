@@ -108,6 +108,13 @@ type Snapshot struct {
 	// Original is the snapshot this one was rewritten from (hoard tag).
 	Original *id.ID `json:"original,omitempty"`
 
+	// Who wrote the snapshot (FORMAT.md 9.1): the writer ID of the key
+	// file's snapshot key, that key wrapped to the data key, and the MAC of
+	// Statement under it. Save sets them; absent without a snapshot key.
+	Writer    string `json:"writer,omitempty"`
+	WriterKey []byte `json:"writer_key,omitempty"`
+	MAC       []byte `json:"mac,omitempty"`
+
 	// ID is the snapshot's file name; not stored in the file.
 	ID id.ID `json:"-"`
 }
@@ -125,11 +132,63 @@ func Decode(b []byte) (*Snapshot, error) {
 	if sn.Tree.IsNull() {
 		return nil, errors.New("snapshot: no tree")
 	}
+	if err := checkWriterFields(&sn); err != nil {
+		return nil, err
+	}
 	return &sn, nil
 }
 
-// Save stores sn and sets its ID.
+// Statement is what a snapshot's MAC covers (FORMAT.md 9.1): the
+// repository, the writer, and the fields that say what the snapshot holds
+// and where it came from.
+func (sn *Snapshot) Statement(repository string) []byte {
+	fields := [][]byte{[]byte(repository), []byte(sn.Writer), []byte(sn.Time.UTC().Format(time.RFC3339Nano)),
+		[]byte(sn.Host), []byte(sn.Username), []byte(sn.Source.Kind), []byte(sn.Source.Filename),
+		[]byte(sn.Tree.String()), []byte(fmt.Sprint(len(sn.Paths)))}
+	for _, p := range sn.Paths {
+		fields = append(fields, []byte(p))
+	}
+	fields = append(fields, []byte(fmt.Sprint(len(sn.Tags))))
+	for _, t := range sn.Tags {
+		fields = append(fields, []byte(t))
+	}
+	return crypto.SnapshotStatement(fields...)
+}
+
+// Verify says who wrote sn, as far as r's key can tell (crypto.Trust).
+func Verify(r *repo.Repository, sn *Snapshot) crypto.Trust {
+	return r.Keys().CheckSnapshot(sn.Writer, sn.WriterKey, sn.Statement(r.Config().ID), sn.MAC)
+}
+
+// Save authenticates sn with the snapshot key of the key in use (when it
+// has one), stores it and sets its ID.
 func Save(ctx context.Context, r *repo.Repository, sn *Snapshot) error {
+	return save(ctx, r, sn, true)
+}
+
+// SaveUnauthenticated stores sn without writer fields: for a snapshot
+// written from another repository's (hoard copy), which no key of this one
+// wrote, so no host here takes it as a trusted parent.
+func SaveUnauthenticated(ctx context.Context, r *repo.Repository, sn *Snapshot) error {
+	return save(ctx, r, sn, false)
+}
+
+// save stores sn, authenticated by the key in use if authenticate is set,
+// else with no writer fields (a snapshot rewritten from one this key did
+// not write must not become its own: FORMAT.md 9.1).
+func save(ctx context.Context, r *repo.Repository, sn *Snapshot, authenticate bool) error {
+	sn.Writer, sn.WriterKey, sn.MAC = "", nil, nil
+	if authenticate {
+		sn.Writer = r.Keys().Writer()
+		mac, wrapped, err := r.Keys().MACSnapshot(sn.Statement(r.Config().ID))
+		if err != nil {
+			return err
+		}
+		if mac == nil {
+			sn.Writer = ""
+		}
+		sn.MAC, sn.WriterKey = mac, wrapped
+	}
 	b, err := json.Marshal(sn)
 	if err != nil {
 		return err
@@ -289,4 +348,18 @@ func Find(ctx context.Context, r *repo.Repository, ref string, f Filter) (*Snaps
 		return Load(ctx, r, match[0])
 	}
 	return nil, &refError{fmt.Sprintf("%v: %s matches %d snapshots", ErrAmbiguous, ref, len(match)), ErrAmbiguous}
+}
+
+// checkWriterFields checks the form of the writer fields: all three or
+// none, a writer ID of 32 hex digits, a 32-byte MAC, a wrapped key of at
+// most 4096 bytes.
+func checkWriterFields(sn *Snapshot) error {
+	if sn.Writer == "" && sn.MAC == nil && sn.WriterKey == nil {
+		return nil
+	}
+	if len(sn.Writer) != 32 || strings.Trim(sn.Writer, "0123456789abcdef") != "" || len(sn.MAC) != 32 ||
+		len(sn.WriterKey) == 0 || len(sn.WriterKey) > 4096 {
+		return errors.New("snapshot: malformed writer, writer_key or mac")
+	}
+	return nil
 }

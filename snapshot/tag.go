@@ -7,6 +7,7 @@ import (
 
 	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/repo"
+	"github.com/hoard-backup/hoard/repo/crypto"
 )
 
 // TagChange says how to change a snapshot's tags: Set replaces them all
@@ -51,7 +52,10 @@ func Retag(ctx context.Context, r *repo.Repository, sn *Snapshot, c TagChange) (
 		old := sn.ID
 		nsn.Original = &old
 	}
-	if err := Save(ctx, r, &nsn); err != nil {
+	// The retagged snapshot is authenticated by this key only if this key
+	// wrote the original: retagging must not make another writer's tree
+	// one this host trusts as a parent.
+	if err := save(ctx, r, &nsn, Verify(r, sn) == crypto.TrustThisKey); err != nil {
 		return nil, false, fmt.Errorf("save retagged snapshot of %s: %w", sn.ID.Str(), err)
 	}
 	if nsn.ID == sn.ID {

@@ -101,7 +101,7 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 			var sns []*snapshot.Snapshot
 			sns, _, err = snapshot.List(ctx, r)
 			if abs != nil {
-				ao.Parent = snapshot.Latest(sns, snapshot.Filter{Host: meta.Host, Paths: abs})
+				ao.Parent = fileParent(r, sns, snapshot.Filter{Host: meta.Host, Paths: abs}, g.log)
 			} else {
 				ao.Parent = streamParent(sns, meta.Host, o.stdinFilename)
 			}

@@ -81,6 +81,9 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 	for i, d := range dbs {
 		names[i] = d.Name
 	}
+	if len(paths) > 0 {
+		sns = ownFirst(r, sns)
+	}
 	ao.Parent = dbParent(sns, host, paths, names)
 	a := archiver.New(r, ao)
 	stopProgress := g.startProgress(backupProgress(a))

@@ -366,7 +366,7 @@ func TestE2EGPG(t *testing.T) {
 		}
 		plain := h.gpg(t, nil, "--pinentry-mode", "loopback", "--passphrase", cvPass, "--decrypt", filepath.Join(keysDir, fullName))
 		var s secrets
-		if err := json.Unmarshal(plain, &s); err != nil || s.Version != 1 || s.Repository != cfg.ID || s.Kind != "full" || s.DataSecret == "" {
+		if err := json.Unmarshal(plain, &s); err != nil || s.Version != 2 || s.Repository != cfg.ID || s.Kind != "full" || s.DataSecret == "" {
 			t.Fatalf("gpg -d keys/%s: %v, kind %q, repository %q", fullName[:8], err, s.Kind, s.Repository)
 		}
 		// ... and of the passphrase key file made with --s2k iterated.

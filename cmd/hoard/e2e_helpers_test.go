@@ -67,6 +67,10 @@ type env struct {
 	repo     string   // repository folder; passed as HOARD_REPOSITORY
 	pwFile   string   // passphrase file; passed as HOARD_PASSWORD_FILE
 	extraEnv []string // KEY=VALUE added to (and overriding) the above
+	// knownKeys is the machine's file of pinned data keys, passed as
+	// HOARD_KNOWN_KEYS (so that tests never write the user's own); empty
+	// means a new file for every command.
+	knownKeys string
 }
 
 // testPassphrase is what newEnv writes to pwFile.
@@ -85,7 +89,7 @@ func newEnv(t *testing.T) *env {
 func newEnvNoInit(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, repo: filepath.Join(dir, "repo"), pwFile: filepath.Join(dir, "passphrase")}
+	e := &env{t: t, repo: filepath.Join(dir, "repo"), pwFile: filepath.Join(dir, "passphrase"), knownKeys: filepath.Join(dir, "known_keys")}
 	if err := os.WriteFile(e.pwFile, []byte(testPassphrase+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +119,11 @@ func (e *env) command(args ...string) *exec.Cmd {
 		}
 	}
 	vars = append(vars, "HOARD_REPOSITORY="+e.repo, "HOARD_PASSWORD_FILE="+e.pwFile)
+	if e.knownKeys != "" {
+		vars = append(vars, "HOARD_KNOWN_KEYS="+e.knownKeys)
+	} else {
+		vars = append(vars, "HOARD_KNOWN_KEYS="+filepath.Join(e.t.TempDir(), "known_keys"))
+	}
 	cmd.Env = append(vars, e.extraEnv...)
 	cmd.WaitDelay = 10 * time.Second
 	return cmd

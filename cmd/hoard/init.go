@@ -89,7 +89,10 @@ func runInit(ctx context.Context, g *globals, o *initOptions) error {
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"id": r.Config().ID, "location": be.Location(), "key": r.KeyName()}
+	if err := g.pinDataKey(r, knownKey{}, false); err != nil {
+		return fmt.Errorf("repository %s created, but: %w", r.Config().ID[:10], err)
+	}
+	out := map[string]any{"id": r.Config().ID, "location": be.Location(), "key": r.KeyName(), "data_key_fingerprint": r.DataKeyFingerprint()}
 	var woName string
 	if o.writeOnlyKey {
 		woName, err = r.AddKey(ctx, repo.AddKeyOptions{Kind: crypto.WriteOnly, Passphrase: pw, S2K: crypto.S2K(o.s2k), Host: host, Username: username})
@@ -109,6 +112,8 @@ func runInit(ctx context.Context, g *globals, o *initOptions) error {
 		return printJSON(g.stdout, out)
 	}
 	fmt.Fprintf(g.stdout, "created repository %s at %s\n", r.Config().ID[:10], be.Location())
+	fmt.Fprintf(g.stdout, "data key fingerprint: %s\n", r.DataKeyFingerprint())
+	fmt.Fprintln(g.stdout, "(pinned on this machine; on another machine, give it the first time with --data-key-fingerprint or HOARD_DATA_KEY_FINGERPRINT)")
 	if len(recipients) == 0 {
 		fmt.Fprintln(g.stdout, "Keep the passphrase safe: without it the repository cannot be opened.")
 		return nil

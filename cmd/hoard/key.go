@@ -37,7 +37,7 @@ func keyCommand(g *globals) *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:   "list",
-				Usage:  "list key files: kind, protection, creation; * marks the one in use",
+				Usage:  "list key files: kind, protection, data key (trusted, signed), creation; * marks the one in use",
 				Action: func(c *cli.Context) error { return runKeyList(c.Context, g) },
 			},
 			{
@@ -161,7 +161,7 @@ func findKey(names []string, ref string) (string, error) {
 }
 
 func runKeyRemove(ctx context.Context, g *globals, ref string, force bool) error {
-	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, exclusive: true})
+	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, exclusive: true, skipUntrusted: true})
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,14 @@ type keyJSON struct {
 	Created    *time.Time      `json:"created,omitempty"`
 	Host       string          `json:"host,omitempty"`
 	Username   string          `json:"username,omitempty"`
-	Error      string          `json:"error,omitempty"`
+	// The data key the key file holds, whether it is signed by it, and
+	// whether it is the trusted one (pinned, or given): absent when this
+	// key cannot open the key file.
+	DataKey string `json:"data_key_fingerprint,omitempty"`
+	Signed  *bool  `json:"signed,omitempty"`
+	Trusted *bool  `json:"trusted,omitempty"`
+	Writer  string `json:"writer,omitempty"` // the writer ID its snapshots carry
+	Error   string `json:"error,omitempty"`
 }
 
 type recipientJSON struct {
@@ -30,7 +37,7 @@ type recipientJSON struct {
 }
 
 func runKeyList(ctx context.Context, g *globals) error {
-	ctx, r, done, err := g.openRepo(ctx, openOptions{})
+	ctx, r, done, err := g.openRepo(ctx, openOptions{skipUntrusted: true})
 	if err != nil {
 		return err
 	}
@@ -46,6 +53,10 @@ func runKeyList(ctx context.Context, g *globals) error {
 		if k.Opened {
 			c := k.Created
 			j.Created = &c
+		}
+		if k.Fingerprint != "" {
+			signed, trusted := k.Signed, k.Trusted
+			j.DataKey, j.Signed, j.Trusted, j.Writer = k.Fingerprint, &signed, &trusted, k.SnapshotWriterID
 		}
 		if k.Err != nil {
 			j.Error = k.Err.Error()
@@ -70,8 +81,13 @@ func runKeyList(ctx context.Context, g *globals) error {
 		return printJSON(g.stdout, out)
 	}
 	unknown := false
+	signedNote := "unsigned: a version 1 key file; hoard key add writes a signed one"
+	if r.KeySigned() {
+		signedNote = "signed by it"
+	}
+	fmt.Fprintf(g.stdout, "data key fingerprint: %s (trusted on this machine; key in use %s)\n", r.DataKeyFingerprint(), signedNote)
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, " \tID\tKIND\tPROTECTION\tCREATED\tHOST\tUSER")
+	fmt.Fprintln(tw, " \tID\tKIND\tPROTECTION\tDATA KEY\tCREATED\tHOST\tUSER")
 	for _, j := range out {
 		mark := " "
 		if j.InUse {
@@ -98,7 +114,17 @@ func runKeyList(ctx context.Context, g *globals) error {
 		if j.Error != "" {
 			prot = append(prot, "unusable: "+j.Error)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, shortName(j.ID), kind, strings.Join(prot, ", "), created, dash(j.Host), dash(j.Username))
+		dataKey := "-"
+		switch {
+		case j.DataKey == "":
+		case !*j.Trusted:
+			dataKey = "UNTRUSTED " + j.DataKey
+		case *j.Signed:
+			dataKey = "trusted, signed"
+		default:
+			dataKey = "trusted, unsigned"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, shortName(j.ID), kind, strings.Join(prot, ", "), dataKey, created, dash(j.Host), dash(j.Username))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -37,6 +37,7 @@ const (
 	exitWriteOnly    = 15
 	exitSource       = 16
 	exitRefused      = 17
+	exitUntrusted    = 18
 	exitInterrupted  = 130
 )
 
@@ -82,6 +83,8 @@ func exitCode(err error) int {
 		return exitSource
 	case errors.As(err, new(refusedError)):
 		return exitRefused
+	case errors.Is(err, repo.ErrUntrusted):
+		return exitUntrusted
 	case errors.Is(err, repo.ErrNoRepository):
 		return exitNoRepository
 	case errors.Is(err, lock.ErrLocked):
@@ -136,17 +139,20 @@ type globals struct {
 	gpgSecretKey      string
 	gpgPassphraseFile string
 	gpgAgent          bool
-	configFile        string         // --config, HOARD_CONFIG
-	cfg               *config.Config // the config file, if any (cfgfile.go)
-	json              bool
-	verbose           int
-	stdin             io.Reader
-	stdout, stderr    io.Writer
-	status            *statusLine // stderr, when it shows progress (progress.go)
-	log               *slog.Logger
-	logLevel          slog.Level
-	monitorOpts       monitorOptions // --metrics-file, --ping-url, --on-failure (monitor.go)
-	facts             *runFacts      // what a monitored command learnt, for its report
+	// dataKeyFingerprint is the data key the repository must have
+	// (--data-key-fingerprint), checked instead of the pinned one.
+	dataKeyFingerprint string
+	configFile         string         // --config, HOARD_CONFIG
+	cfg                *config.Config // the config file, if any (cfgfile.go)
+	json               bool
+	verbose            int
+	stdin              io.Reader
+	stdout, stderr     io.Writer
+	status             *statusLine // stderr, when it shows progress (progress.go)
+	log                *slog.Logger
+	logLevel           slog.Level
+	monitorOpts        monitorOptions // --metrics-file, --ping-url, --on-failure (monitor.go)
+	facts              *runFacts      // what a monitored command learnt, for its report
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
@@ -170,6 +176,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				Usage: "read the passphrase of the --gpg-secret-key from this file (else a prompt)"},
 			&cli.BoolFlag{Name: "gpg-agent", EnvVars: []string{"HOARD_GPG_AGENT"}, Destination: &g.gpgAgent,
 				Usage: "open key files with `gpg --decrypt` and its agent (smartcards, keys held by gpg-agent; uses GNUPGHOME)"},
+			&cli.StringFlag{Name: "data-key-fingerprint", EnvVars: []string{"HOARD_DATA_KEY_FINGERPRINT"}, Destination: &g.dataKeyFingerprint,
+				Usage: "trust only this data key (as init and key list print it); else the one pinned on this machine at first use (docs/gpg.md)"},
 			&cli.StringFlag{Name: "config", EnvVars: []string{"HOARD_CONFIG"}, Destination: &g.configFile,
 				Usage: "read this config file (default: ./hoard.toml if it exists)"},
 			&cli.BoolFlag{Name: "json", Destination: &g.json, Usage: "print machine-readable JSON"},

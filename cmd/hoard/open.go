@@ -133,6 +133,9 @@ type openOptions struct {
 	exclusive bool
 	index     bool // load the index
 	read      bool // needs a key that can read content
+	// skipUntrusted passes over refused key files instead of failing (key
+	// list shows them, key remove removes them).
+	skipUntrusted bool
 }
 
 // openRepo opens the repository, loads the index and takes a lock as asked.
@@ -151,9 +154,16 @@ func (g *globals) openRepo(ctx context.Context, o openOptions) (context.Context,
 		be.Close()
 		return nil, nil, nil, err
 	}
-	r, err := repo.Open(ctx, be, repo.Options{Unlocker: u, Logger: g.log, Uploads: uploads(be)})
+	var pin knownKey
+	var isPinned bool
+	r, err := repo.Open(ctx, be, repo.Options{Unlocker: u, Logger: g.log, Uploads: uploads(be),
+		Pinned: g.pinned(&pin, &isPinned), SkipUntrusted: o.skipUntrusted})
 	if err != nil {
 		be.Close()
+		return nil, nil, nil, err
+	}
+	if err := g.pinDataKey(r, pin, isPinned); err != nil {
+		r.Close()
 		return nil, nil, nil, err
 	}
 	if o.read && !r.CanRead() {

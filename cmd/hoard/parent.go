@@ -1,6 +1,54 @@
 package main
 
-import "github.com/hoard-backup/hoard/snapshot"
+import (
+	"log/slog"
+
+	"github.com/hoard-backup/hoard/repo"
+	"github.com/hoard-backup/hoard/repo/crypto"
+	"github.com/hoard-backup/hoard/snapshot"
+)
+
+// fileParent is the parent of a backup of paths: the newest snapshot of
+// the paths (f) that the key in use wrote, since the archiver reuses the
+// content of unchanged files only from such a parent (a write-only holder
+// can write a snapshot for any host's paths). Without one it is the newest
+// snapshot of the paths, which the archiver follows only as a hint.
+func fileParent(r *repo.Repository, sns []*snapshot.Snapshot, f snapshot.Filter, log *slog.Logger) *snapshot.Snapshot {
+	var newest *snapshot.Snapshot
+	for i := len(sns) - 1; i >= 0; i-- {
+		sn := sns[i]
+		if !f.Match(sn) {
+			continue
+		}
+		if snapshot.Verify(r, sn) == crypto.TrustThisKey {
+			if newest != nil {
+				log.Warn("the newest snapshot of these paths was not written by this key; using an older one as parent",
+					"newest", newest.ID.Str(), "writer", newest.Writer, "parent", sn.ID.Str())
+			}
+			return sn
+		}
+		if newest == nil {
+			newest = sn
+		}
+	}
+	return newest
+}
+
+// ownFirst returns the snapshots the key in use wrote, if there are any,
+// else all: a parent whose media trees' unchanged files are reused must be
+// one of them (archiver.Options.Parent).
+func ownFirst(r *repo.Repository, sns []*snapshot.Snapshot) []*snapshot.Snapshot {
+	var own []*snapshot.Snapshot
+	for _, sn := range sns {
+		if snapshot.Verify(r, sn) == crypto.TrustThisKey {
+			own = append(own, sn)
+		}
+	}
+	if len(own) == 0 {
+		return sns
+	}
+	return own
+}
 
 // streamParent is the parent of a backup of standard input or a command's
 // output: the newest snapshot of the host that stored a stream under the

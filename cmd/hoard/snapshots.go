@@ -9,8 +9,23 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hoard-backup/hoard/repo"
+	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/snapshot"
 )
+
+// writerColumn shows who wrote a snapshot: the first 8 digits of its
+// writer ID and what this key can tell of it.
+func writerColumn(r *repo.Repository, sn *snapshot.Snapshot) string {
+	t := snapshot.Verify(r, sn)
+	switch t {
+	case crypto.TrustNone:
+		return "-"
+	case crypto.TrustInvalid:
+		return "INVALID " + shortName(sn.Writer)
+	}
+	return shortName(sn.Writer) + " (" + string(t) + ")"
+}
 
 func snapshotsCommand(g *globals) *cli.Command {
 	f := &snapshotFilter{}
@@ -25,6 +40,9 @@ func snapshotsCommand(g *globals) *cli.Command {
 type snapshotJSON struct {
 	ID string `json:"id"`
 	*snapshot.Snapshot
+	// WriterTrust says whether the writer is checked (crypto.Trust):
+	// this-key, verified (by a full key), unverified, invalid, none.
+	WriterTrust crypto.Trust `json:"writer_trust"`
 }
 
 func runSnapshots(ctx context.Context, g *globals, f *snapshotFilter) error {
@@ -46,12 +64,12 @@ func runSnapshots(ctx context.Context, g *globals, f *snapshotFilter) error {
 	if g.json {
 		out := make([]snapshotJSON, len(sns))
 		for i, sn := range sns {
-			out[i] = snapshotJSON{ID: sn.ID.String(), Snapshot: sn}
+			out[i] = snapshotJSON{ID: sn.ID.String(), Snapshot: sn, WriterTrust: snapshot.Verify(r, sn)}
 		}
 		return printJSON(g.stdout, out)
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tSource\tSize")
+	fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tSource\tSize\tWriter")
 	for _, sn := range sns {
 		src := strings.Join(sn.Paths, ",")
 		switch sn.Source.Kind {
@@ -72,8 +90,8 @@ func runSnapshots(ctx context.Context, g *globals, f *snapshotFilter) error {
 		if sn.Summary != nil {
 			size = formatBytes(sn.Summary.TotalBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sn.ID.Str(), sn.Time.Local().Format(time.DateTime), sn.Host,
-			strings.Join(sn.Tags, ","), src, size)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sn.ID.Str(), sn.Time.Local().Format(time.DateTime), sn.Host,
+			strings.Join(sn.Tags, ","), src, size, writerColumn(r, sn))
 	}
 	fmt.Fprintf(tw, "%d snapshots\n", len(sns))
 	return tw.Flush()

@@ -26,6 +26,11 @@ var (
 	ErrWrongPassphrase = errors.New("crypto: wrong passphrase")
 	// ErrWriteOnly means the key can write to the repository but not read file content.
 	ErrWriteOnly = errors.New("crypto: this key can write backups but cannot read their content (write-only key)")
+	// ErrInconsistentKey means a key file's parts do not belong together:
+	// its signature does not verify under its data key, its stated
+	// fingerprint is not its data key's, or its data secret key is not the
+	// secret half of its data public key.
+	ErrInconsistentKey = errors.New("crypto: the key file is not consistent with its data key")
 )
 
 // KeySize is the size of symmetric keys.

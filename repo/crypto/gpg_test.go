@@ -191,7 +191,7 @@ func TestGPGInterop(t *testing.T) {
 			t.Fatal(err)
 		}
 		plain := h.gpg(msg, "--pinentry-mode", "loopback", "--passphrase", "correct horse", "--decrypt")
-		if !bytes.Contains(plain, []byte(`"hoard_key":1`)) {
+		if !bytes.Contains(plain, []byte(`"hoard_key":2`)) {
 			t.Fatalf("gpg -d printed %q", plain)
 		}
 		// And one gpg made with its defaults (iterated S2K, AES-256 here).

@@ -45,6 +45,18 @@ type Secrets struct {
 	MetaKey    []byte
 	DataPublic string // armored public key
 	DataSecret string // armored secret key; empty for write-only keys
+
+	// Fingerprint is the data key's fingerprint as the key file states it
+	// (40 hex digits, upper case); empty in version 1 key files. NewKeys
+	// checks it against DataPublic.
+	Fingerprint string
+	// Signature is a detached OpenPGP signature by the data key over
+	// KeyStatement; nil in key files a full key never signed (FORMAT.md
+	// section 4.1). NewKeys verifies it.
+	Signature []byte
+	// SnapshotKey authenticates the snapshots this key file's holder
+	// writes (FORMAT.md section 9.1); nil in version 1 key files.
+	SnapshotKey []byte
 }
 
 type secretsJSON struct {
@@ -59,6 +71,10 @@ type secretsJSON struct {
 	MetaKey    string    `json:"metadata_key"`
 	DataPublic string    `json:"data_public_key"`
 	DataSecret string    `json:"data_secret_key,omitempty"`
+	// Version 2 (FORMAT.md section 4.1).
+	Fingerprint string `json:"data_key_fingerprint,omitempty"`
+	Signature   string `json:"signature,omitempty"`
+	SnapshotKey string `json:"snapshot_key,omitempty"`
 }
 
 // NewSecrets returns fresh secrets for a new repository with a full key.
@@ -88,30 +104,54 @@ func NewSecrets(repository string, now time.Time) (*Secrets, error) {
 		return nil, err
 	}
 	aw.Close()
-	return &Secrets{
+	s := &Secrets{
 		Repository: repository, Kind: Full, Created: now.UTC(), Polynomial: pol,
 		IDKey: randomBytes(KeySize), MetaKey: randomBytes(KeySize),
 		DataPublic: pub.String(), DataSecret: sec.String(),
-	}, nil
+		Fingerprint: Fingerprint(ent), SnapshotKey: randomBytes(KeySize),
+	}
+	if s.Signature, err = detachSign(ent, s.KeyStatement(), now); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-// WriteOnlyCopy returns the secrets without the data secret key.
+// WriteOnlyCopy returns the secrets without the data secret key, with a
+// snapshot key of its own (each key file has its own, FORMAT.md 9.1).
 func (s *Secrets) WriteOnlyCopy() *Secrets {
-	c := *s
+	c := s.NewCopy()
 	c.Kind = WriteOnly
 	c.DataSecret = ""
+	return c
+}
+
+// NewCopy returns a copy of the secrets for a new key file: the same
+// repository secrets and signature, a fresh snapshot key.
+func (s *Secrets) NewCopy() *Secrets {
+	c := *s
+	c.SnapshotKey = randomBytes(KeySize)
 	return &c
 }
 
 // MarshalJSON encodes the key file payload.
+// Secrets with a fingerprint or a snapshot key are written as version 2.
 func (s *Secrets) MarshalJSON() ([]byte, error) {
-	return json.Marshal(secretsJSON{
+	j := secretsJSON{
 		Version: 1, Repository: s.Repository, Kind: s.Kind, Created: s.Created,
 		Host: s.Host, Username: s.Username, Polynomial: s.Polynomial.String()[2:],
 		IDKey:      base64.StdEncoding.EncodeToString(s.IDKey),
 		MetaKey:    base64.StdEncoding.EncodeToString(s.MetaKey),
 		DataPublic: s.DataPublic, DataSecret: s.DataSecret,
-	})
+	}
+	if s.Fingerprint != "" || s.SnapshotKey != nil || s.Signature != nil {
+		j.Version = 2
+		j.Fingerprint = s.Fingerprint
+		j.SnapshotKey = base64.StdEncoding.EncodeToString(s.SnapshotKey)
+		if s.Signature != nil {
+			j.Signature = base64.StdEncoding.EncodeToString(s.Signature)
+		}
+	}
+	return json.Marshal(j)
 }
 
 // DecodeSecrets parses and validates a key file payload.
@@ -122,7 +162,10 @@ func DecodeSecrets(data []byte) (*Secrets, error) {
 	if err := dec.Decode(&j); err != nil {
 		return nil, fmt.Errorf("crypto: key file payload: %w", err)
 	}
-	if j.Version != 1 {
+	switch {
+	case j.Version == 1 && (j.Fingerprint != "" || j.Signature != "" || j.SnapshotKey != ""):
+		return nil, errors.New("crypto: version 1 key file with version 2 fields")
+	case j.Version != 1 && j.Version != 2:
 		return nil, fmt.Errorf("crypto: key file version %d not supported", j.Version)
 	}
 	s := &Secrets{Repository: j.Repository, Kind: j.Kind, Created: j.Created, Host: j.Host,
@@ -136,6 +179,19 @@ func DecodeSecrets(data []byte) (*Secrets, error) {
 	}
 	if s.MetaKey, err = decodeKey(j.MetaKey); err != nil {
 		return nil, fmt.Errorf("crypto: metadata_key: %w", err)
+	}
+	if j.Version == 2 {
+		if s.Fingerprint, err = ParseFingerprint(j.Fingerprint); err != nil || s.Fingerprint != j.Fingerprint {
+			return nil, fmt.Errorf("crypto: data_key_fingerprint %q: want 40 upper-case hex digits", j.Fingerprint)
+		}
+		if s.SnapshotKey, err = decodeKey(j.SnapshotKey); err != nil {
+			return nil, fmt.Errorf("crypto: snapshot_key: %w", err)
+		}
+		if j.Signature != "" {
+			if s.Signature, err = base64.StdEncoding.DecodeString(j.Signature); err != nil || len(s.Signature) == 0 || len(s.Signature) > maxSignatureSize {
+				return nil, errors.New("crypto: signature: not a base64 signature of at most 4096 bytes")
+			}
+		}
 	}
 	switch s.Kind {
 	case Full:
@@ -300,8 +356,12 @@ type Keys struct {
 	dataPub *openpgp.Entity
 	dataSec *openpgp.Entity
 
-	mu       sync.Mutex
-	unwraped map[string][]byte // wrapped key (as string) -> pack key; bounded
+	fingerprint string // of dataPub
+	writer      string // WriterID of Secrets.SnapshotKey; empty without one
+
+	mu                 sync.Mutex
+	unwraped           map[string][]byte // wrapped key (as string) -> pack key; bounded
+	wrappedSnapshotKey []byte            // the snapshot key wrapped to the data key, made once
 	// pgpMu serialises use of the data key entities: go-crypto caches
 	// signature checks in them lazily, which is not safe for concurrent use.
 	pgpMu sync.Mutex
@@ -319,6 +379,18 @@ func NewKeys(s *Secrets) (*Keys, error) {
 		return nil, fmt.Errorf("crypto: data public key: %w", err)
 	}
 	k.dataPub = pub
+	k.fingerprint = Fingerprint(pub)
+	if s.Fingerprint != "" && s.Fingerprint != k.fingerprint {
+		return nil, fmt.Errorf("crypto: the key file names data key %s but holds %s: %w", s.Fingerprint, k.fingerprint, ErrInconsistentKey)
+	}
+	if s.Signature != nil {
+		if err := verifyDetached(pub, s.KeyStatement(), s.Signature); err != nil {
+			return nil, fmt.Errorf("crypto: the key file's signature by data key %s: %w", k.fingerprint, err)
+		}
+	}
+	if s.SnapshotKey != nil {
+		k.writer = WriterID(s.SnapshotKey)
+	}
 	if s.DataSecret != "" {
 		sec, err := readOneKey(s.DataSecret)
 		if err != nil {
@@ -326,7 +398,7 @@ func NewKeys(s *Secrets) (*Keys, error) {
 		}
 		if sec.PrivateKey == nil || sec.PrimaryKey.Fingerprint == nil ||
 			!bytes.Equal(sec.PrimaryKey.Fingerprint, pub.PrimaryKey.Fingerprint) {
-			return nil, errors.New("crypto: data secret key does not match the data public key")
+			return nil, fmt.Errorf("crypto: the data secret key does not match the data public key %s: %w", k.fingerprint, ErrInconsistentKey)
 		}
 		k.dataSec = sec
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hoard-backup/hoard/chunk"
 	"github.com/hoard-backup/hoard/repo"
+	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/id"
 	"github.com/hoard-backup/hoard/repo/pack"
 	"github.com/hoard-backup/hoard/snapshot"
@@ -29,7 +30,12 @@ import (
 type Options struct {
 	// Excludes are patterns (see Match) of paths not to back up.
 	Excludes []string
-	// Parent is the snapshot whose unchanged files need not be read again.
+	// Parent is the snapshot whose unchanged files need not be read again,
+	// if the key in use wrote it (snapshot.Verify says crypto.TrustThisKey):
+	// anyone with writer secrets can write a snapshot, and one that points
+	// unchanged-looking files at other content must not be taken on trust.
+	// A parent of another writer only guides the chunking of files that
+	// are read (their content is hashed).
 	Parent *snapshot.Snapshot
 	// Workers is the number of hashing, compression and encryption workers.
 	Workers int
@@ -77,6 +83,9 @@ type Archiver struct {
 	// wrapFile, when set, wraps the reader of each file: package tests use
 	// it to change a file while it is being read.
 	wrapFile func(path string, rd io.Reader) io.Reader
+
+	parentTrusted bool      // the key in use wrote the parent: unchanged files are reused
+	untrustedOnce sync.Once // warns that unchanged files are read all the same
 }
 
 type counters struct {
@@ -126,7 +135,9 @@ func New(r *repo.Repository, o Options) *Archiver {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Archiver{r: r, o: o, owners: ownerCache{users: map[uint32]string{}, groups: map[uint32]string{}}}
+	a := &Archiver{r: r, o: o, owners: ownerCache{users: map[uint32]string{}, groups: map[uint32]string{}}}
+	a.parentTrusted = o.Parent != nil && snapshot.Verify(r, o.Parent) == crypto.TrustThisKey
+	return a
 }
 
 // chunkJob is one chunk on its way to the repository.

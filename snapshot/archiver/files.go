@@ -218,9 +218,18 @@ func closedChan() chan struct{} {
 func (a *Archiver) saveFile(path string, n snapshot.Node, old *snapshot.Node) (*future, error) {
 	a.sum.total.Add(n.Size)
 	if a.unchanged(&n, old) {
-		n.Content = old.Content
-		a.sum.filesUnmodified.Add(1)
-		return doneFuture(n), nil
+		if a.parentTrusted {
+			n.Content = old.Content
+			a.sum.filesUnmodified.Add(1)
+			return doneFuture(n), nil
+		}
+		a.untrustedOnce.Do(func() {
+			msg := fmt.Sprintf("parent %s was not written by this key; reading all files", a.o.Parent.ID.Str())
+			if a.r.Keys().Writer() == "" {
+				msg += " (this key file has no snapshot key: it predates them; hoard key passwd or key add writes one that has)"
+			}
+			a.o.Logger.Warn(msg, "writer", a.o.Parent.Writer, "trust", snapshot.Verify(a.r, a.o.Parent))
+		})
 	}
 	f := newFuture()
 	f.pending.Store(1)
