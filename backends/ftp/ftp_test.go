@@ -432,3 +432,24 @@ func TestNotCreated(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyEnv checks the variables Opener reads and that a password given
+// in the location wins over the environment's.
+func TestApplyEnv(t *testing.T) {
+	env := map[string]string{EnvPassword: "envpw", EnvCAFile: "/ca.pem"}
+	getenv := func(k string) string { return env[k] }
+	cfg := Config{Host: "h"}
+	if err := cfg.ApplyEnv(getenv); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Password != "envpw" || cfg.CAFile != "/ca.pem" {
+		t.Errorf("ApplyEnv gave password %q, CA file %q", cfg.Password, cfg.CAFile)
+	}
+	cfg = Config{Host: "h", Password: "fromurl"}
+	if err := cfg.ApplyEnv(getenv); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Password != "fromurl" {
+		t.Errorf("ApplyEnv replaced the location's password with %q", cfg.Password)
+	}
+}

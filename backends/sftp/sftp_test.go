@@ -584,3 +584,24 @@ func TestNotCreated(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyEnv checks the variables Opener reads and that fields already set
+// win over the environment's.
+func TestApplyEnv(t *testing.T) {
+	env := map[string]string{EnvKeyFile: "/k", EnvKnownHosts: "/kh", EnvPassword: "pw", EnvAgent: "/agent.sock"}
+	getenv := func(k string) string { return env[k] }
+	cfg := Config{Host: "h"}
+	if err := cfg.ApplyEnv(getenv); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.KeyFile != "/k" || cfg.KnownHostsFile != "/kh" || cfg.Password != "pw" || !cfg.UseAgent {
+		t.Errorf("ApplyEnv gave %#v (password %q, agent %v)", cfg, cfg.Password, cfg.UseAgent)
+	}
+	cfg = Config{Host: "h", KeyFile: "/mine"}
+	if err := cfg.ApplyEnv(func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.KeyFile != "/mine" || cfg.UseAgent {
+		t.Errorf("ApplyEnv with an empty environment gave key %q, agent %v", cfg.KeyFile, cfg.UseAgent)
+	}
+}
