@@ -67,3 +67,46 @@ func ListConfig(ctx context.Context, prefix string, stat func(context.Context, H
 	}
 	return fn(fi)
 }
+
+// SourceReader reads the data of a Save for a client library that may hide
+// the reader's error or stop reading early: it counts the bytes it yields,
+// stops with ctx's error once ctx is done, and keeps the first error other
+// than io.EOF, so the backend can report the reader's own error as is.
+type SourceReader struct {
+	ctx  context.Context
+	r    io.Reader
+	size int64
+	n    int64
+	err  error
+}
+
+// NewSourceReader returns a SourceReader of r; size is the most it may
+// yield, a hint for libraries that send several writes at once.
+func NewSourceReader(ctx context.Context, r io.Reader, size int64) *SourceReader {
+	return &SourceReader{ctx: ctx, r: r, size: size}
+}
+
+// Read implements io.Reader.
+func (s *SourceReader) Read(p []byte) (int, error) {
+	if err := s.ctx.Err(); err != nil {
+		s.err = err
+		return 0, err
+	}
+	n, err := s.r.Read(p)
+	s.n += int64(n)
+	if err != nil && !errors.Is(err, io.EOF) && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// Size returns the most the reader may yield (pkg/sftp reads it to
+// pipeline writes).
+func (s *SourceReader) Size() int64 { return s.size }
+
+// N returns the number of bytes read so far.
+func (s *SourceReader) N() int64 { return s.n }
+
+// Err returns the first error other than io.EOF that a Read returned
+// (ctx's error included), or nil.
+func (s *SourceReader) Err() error { return s.err }

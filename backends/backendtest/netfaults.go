@@ -73,10 +73,10 @@ func RunNetFaults(t *testing.T, maxWait time.Duration, open func(t *testing.T, d
 
 			// The next calls reconnect.
 			if tc.upload {
-				assertAbsent(t, be, h)
+				AssertAbsent(t, be, h)
 				save(t, be, h, data)
 			}
-			if got := loadAll(t, be, h); !bytes.Equal(got, data) {
+			if got := LoadAll(t, be, h); !bytes.Equal(got, data) {
 				t.Errorf("Load after the network healed: got %d bytes, want the %d saved", len(got), len(data))
 			}
 		})
@@ -104,7 +104,7 @@ func RunNetFaults(t *testing.T, maxWait time.Duration, open func(t *testing.T, d
 			}
 			t.Logf("first Stat after the connections were cut: %v", err)
 		}
-		if got := loadAll(t, be, h); !bytes.Equal(got, data) {
+		if got := LoadAll(t, be, h); !bytes.Equal(got, data) {
 			t.Errorf("Load after the connections were cut: got %d bytes, want %d", len(got), len(data))
 		}
 	})

@@ -134,17 +134,8 @@ func save(t *testing.T, be backends.Backend, h backends.Handle, data []byte) {
 	}
 }
 
-func loadAll(t *testing.T, be backends.Backend, h backends.Handle) []byte {
-	t.Helper()
-	data, err := backends.LoadAll(context.Background(), be, h)
-	if err != nil {
-		t.Fatalf("Load(%v): %v", h, err)
-	}
-	return data
-}
-
 // list returns the files of type typ, name to size.
-func list(t *testing.T, be backends.Backend, typ backends.FileType) map[string]int64 {
+func list(t testing.TB, be backends.Backend, typ backends.FileType) map[string]int64 {
 	t.Helper()
 	files := make(map[string]int64)
 	err := be.List(context.Background(), typ, func(fi backends.FileInfo) error {
@@ -160,8 +151,9 @@ func list(t *testing.T, be backends.Backend, typ backends.FileType) map[string]i
 	return files
 }
 
-// assertAbsent checks that h is neither stat-able nor listed.
-func assertAbsent(t *testing.T, be backends.Backend, h backends.Handle) {
+// AssertAbsent fails t unless Stat says h does not exist and List does not
+// show it.
+func AssertAbsent(t *testing.T, be backends.Backend, h backends.Handle) {
 	t.Helper()
 	if fi, err := be.Stat(context.Background(), h); !errors.Is(err, backends.ErrNotExist) {
 		t.Errorf("Stat(%v) = %+v, %v; want ErrNotExist", h, fi, err)
@@ -224,7 +216,7 @@ func (s *suite) testRoundTrip(t *testing.T) {
 		save(t, be, h, want[h])
 	}
 	for h, data := range want {
-		if got := loadAll(t, be, h); !bytes.Equal(got, data) {
+		if got := LoadAll(t, be, h); !bytes.Equal(got, data) {
 			t.Errorf("Load(%v): got %d bytes, want the %d saved", h, len(got), len(data))
 		}
 		fi, err := be.Stat(ctx, h)
@@ -242,7 +234,7 @@ func (s *suite) testRoundTrip(t *testing.T) {
 		if err := be.Remove(ctx, h); err != nil {
 			t.Fatalf("Remove(%v): %v", h, err)
 		}
-		assertAbsent(t, be, h)
+		AssertAbsent(t, be, h)
 		if err := be.Remove(ctx, h); !errors.Is(err, backends.ErrNotExist) {
 			t.Errorf("second Remove(%v) = %v, want ErrNotExist", h, err)
 		}
@@ -253,7 +245,7 @@ func (s *suite) testEmptyFile(t *testing.T) {
 	be := s.backend(t)
 	h := randomHandle(s.rng(t), backends.SnapshotFile)
 	save(t, be, h, nil)
-	if got := loadAll(t, be, h); len(got) != 0 {
+	if got := LoadAll(t, be, h); len(got) != 0 {
 		t.Errorf("Load of an empty file gave %d bytes", len(got))
 	}
 	if files := list(t, be, h.Type); len(files) != 1 || files[h.Name] != 0 {
@@ -271,7 +263,7 @@ func (s *suite) testReplace(t *testing.T) {
 	save(t, be, h, randomBytes(rng, 100))
 	second := randomBytes(rng, 50)
 	save(t, be, h, second)
-	if got := loadAll(t, be, h); !bytes.Equal(got, second) {
+	if got := LoadAll(t, be, h); !bytes.Equal(got, second) {
 		t.Errorf("Load after replace: got %d bytes, want the 50 saved last", len(got))
 	}
 	if files := list(t, be, h.Type); len(files) != 1 || files[h.Name] != 50 {
@@ -456,23 +448,6 @@ func (s *suite) testListCancel(t *testing.T) {
 	}
 }
 
-// failingReader yields data, then fails with err, while claiming length bytes.
-type failingReader struct {
-	*backends.ByteReader
-	length int64
-	err    error
-}
-
-func (r *failingReader) Read(p []byte) (int, error) {
-	n, err := r.ByteReader.Read(p)
-	if errors.Is(err, io.EOF) {
-		return n, r.err
-	}
-	return n, err
-}
-
-func (r *failingReader) Length() int64 { return r.length }
-
 // lyingReader yields its data but claims length bytes.
 type lyingReader struct {
 	*backends.ByteReader
@@ -488,11 +463,11 @@ func (s *suite) testSaveReaderError(t *testing.T) {
 	for _, typ := range backends.FileTypes() {
 		h := randomHandle(rng, typ)
 		data := randomBytes(rng, 1000+rng.IntN(100<<10))
-		rd := &failingReader{ByteReader: backends.NewByteReader(data[:len(data)/2]), length: int64(len(data)), err: errRead}
+		rd := NewFailingReader(data[:len(data)/2], int64(len(data)), errRead)
 		if err := be.Save(context.Background(), h, rd); !errors.Is(err, errRead) {
 			t.Errorf("Save(%v) with a failing reader = %v, want the reader's error", h, err)
 		}
-		assertAbsent(t, be, h)
+		AssertAbsent(t, be, h)
 	}
 }
 
@@ -506,7 +481,7 @@ func (s *suite) testSaveWrongLength(t *testing.T) {
 		if err := be.Save(context.Background(), h, rd); err == nil {
 			t.Errorf("Save of %d bytes with Length %d succeeded", len(data), rd.length)
 		}
-		assertAbsent(t, be, h)
+		AssertAbsent(t, be, h)
 	}
 }
 
@@ -517,11 +492,11 @@ func (s *suite) testSaveErrorKeepsOld(t *testing.T) {
 	old := randomBytes(rng, 300)
 	save(t, be, h, old)
 	data := randomBytes(rng, 1000)
-	rd := &failingReader{ByteReader: backends.NewByteReader(data[:500]), length: 1000, err: errors.New("backendtest: reader failed")}
+	rd := NewFailingReader(data[:500], 1000, errors.New("backendtest: reader failed"))
 	if err := be.Save(context.Background(), h, rd); err == nil {
 		t.Fatal("Save with a failing reader succeeded")
 	}
-	if got := loadAll(t, be, h); !bytes.Equal(got, old) {
+	if got := LoadAll(t, be, h); !bytes.Equal(got, old) {
 		t.Errorf("after a failed Save, Load gave %d bytes, want the %d saved before", len(got), len(old))
 	}
 }
@@ -535,7 +510,7 @@ func (s *suite) testCancelledContext(t *testing.T) {
 	if err := be.Save(ctx, h, backends.NewByteReader(randomBytes(rng, 1000))); !errors.Is(err, context.Canceled) {
 		t.Errorf("Save with a cancelled ctx = %v, want context.Canceled", err)
 	}
-	assertAbsent(t, be, h)
+	AssertAbsent(t, be, h)
 	save(t, be, h, randomBytes(rng, 1000))
 	if err := be.Load(ctx, h, 0, 0, func(rd io.Reader) error {
 		_, err := io.Copy(io.Discard, rd)
@@ -579,7 +554,7 @@ func (s *suite) testConcurrentSave(t *testing.T) {
 		if files[h.Name] != int64(len(data)) {
 			t.Errorf("List shows %v with %d bytes, want %d", h, files[h.Name], len(data))
 		}
-		if got := loadAll(t, be, h); !bytes.Equal(got, data) {
+		if got := LoadAll(t, be, h); !bytes.Equal(got, data) {
 			t.Errorf("Load(%v) after concurrent saves: wrong content", h)
 		}
 	}

@@ -474,21 +474,12 @@ func listedName(t backends.FileType, display string, depth int) (string, bool) {
 	return name, true
 }
 
-// path returns the Dropbox path of h after checking that h is valid. Packs
-// are sharded by the first two characters of their name, as in
-// backends/local.
+// path returns the Dropbox path of h after checking that h is valid: the
+// repository layout of every backend (backends.Path).
 func (b *Backend) path(h backends.Handle) (string, error) {
-	if err := h.Valid(); err != nil {
-		return "", fmt.Errorf("%w (%w)", err, backends.ErrPermanent)
+	p, err := backends.Path(h)
+	if err != nil {
+		return "", err
 	}
-	switch h.Type {
-	case backends.ConfigFile:
-		return b.root + "/" + string(h.Type), nil
-	case backends.PackFile:
-		if len(h.Name) < 2 {
-			return "", fmt.Errorf("dropbox: pack name %q is too short to shard: %w", h.Name, backends.ErrPermanent)
-		}
-		return b.root + "/" + string(h.Type) + "/" + h.Name[:2] + "/" + h.Name, nil
-	}
-	return b.root + "/" + string(h.Type) + "/" + h.Name, nil
+	return b.root + "/" + p, nil
 }

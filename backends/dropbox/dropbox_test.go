@@ -94,31 +94,6 @@ func randomBytes(rng *rand.Rand, n int) []byte {
 	return buf[:n]
 }
 
-func loadAll(t *testing.T, be backends.Backend, h backends.Handle) []byte {
-	t.Helper()
-	data, err := backends.LoadAll(context.Background(), be, h)
-	if err != nil {
-		t.Fatalf("Load(%v): %v", h, err)
-	}
-	return data
-}
-
-func assertAbsent(t *testing.T, be backends.Backend, h backends.Handle) {
-	t.Helper()
-	if _, err := be.Stat(context.Background(), h); !errors.Is(err, backends.ErrNotExist) {
-		t.Errorf("Stat(%v) = %v, want ErrNotExist", h, err)
-	}
-	err := be.List(context.Background(), h.Type, func(fi backends.FileInfo) error {
-		if fi.Name == h.Name {
-			t.Errorf("List(%s) shows %v", h.Type, h)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Errorf("List(%s): %v", h.Type, err)
-	}
-}
-
 func TestLargeFile(t *testing.T) {
 	srv := dropboxtest.NewServer(t)
 	be := open(t, tokenConfig(srv, "/repo"))
@@ -134,7 +109,7 @@ func TestLargeFile(t *testing.T) {
 		if sessions := srv.Calls("files/upload_session/start") - starts; (size > dropbox.ChunkSize) != (sessions == 1) {
 			t.Errorf("Save of %d bytes started %d upload sessions", size, sessions)
 		}
-		if got := loadAll(t, be, h); !bytes.Equal(got, data) {
+		if got := backendtest.LoadAll(t, be, h); !bytes.Equal(got, data) {
 			t.Fatalf("Load of %d bytes: got %d bytes or wrong content", size, len(got))
 		}
 		off := int64(dropbox.ChunkSize - 10)
@@ -153,48 +128,10 @@ func TestLargeFile(t *testing.T) {
 	}
 }
 
-// failingReader yields data, then fails with err, while claiming length bytes.
-type failingReader struct {
-	*backends.ByteReader
-	length int64
-	err    error
-}
-
-func (r *failingReader) Read(p []byte) (int, error) {
-	n, err := r.ByteReader.Read(p)
-	if errors.Is(err, io.EOF) {
-		return n, r.err
-	}
-	return n, err
-}
-
-func (r *failingReader) Length() int64 { return r.length }
-
 func TestLargeFileBadReader(t *testing.T) {
 	srv := dropboxtest.NewServer(t)
 	be := open(t, tokenConfig(srv, "/repo"))
-	data := randomBytes(seededRand(t), 3*dropbox.ChunkSize)
-	errRead := errors.New("reader failed")
-	tests := []struct {
-		name string
-		rd   backends.RewindReader
-		want error
-	}{
-		{"FailsInSecondChunk", &failingReader{backends.NewByteReader(data[:dropbox.ChunkSize+5]), int64(len(data)), errRead}, errRead},
-		{"FailsInLastChunk", &failingReader{backends.NewByteReader(data[:len(data)-1]), int64(len(data)), errRead}, errRead},
-		{"Short", &failingReader{backends.NewByteReader(data[:len(data)-1]), int64(len(data)), io.EOF}, io.ErrUnexpectedEOF},
-		{"Long", &failingReader{backends.NewByteReader(data), int64(len(data) - 1), io.EOF}, nil},
-	}
-	for i, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			h := backends.Handle{Type: backends.PackFile, Name: fmt.Sprintf("cd%d", i)}
-			err := be.Save(context.Background(), h, tc.rd)
-			if err == nil || tc.want != nil && !errors.Is(err, tc.want) {
-				t.Errorf("Save = %v, want an error matching %v", err, tc.want)
-			}
-			assertAbsent(t, be, h)
-		})
-	}
+	backendtest.LargeFileBadReaders(t, be, "cd", backendtest.Random(t, 3*dropbox.ChunkSize), dropbox.ChunkSize)
 }
 
 // TestCutConnection drops the connection in the middle of uploads and
@@ -231,11 +168,11 @@ func TestCutConnection(t *testing.T) {
 				t.Errorf("Save over a cut connection = %v, want a retryable error", err)
 			}
 			t.Logf("Save: %v", err)
-			assertAbsent(t, be, h)
+			backendtest.AssertAbsent(t, be, h)
 			if err := be.Save(ctx, h, backends.NewByteReader(data)); err != nil {
 				t.Fatalf("Save after the cut: %v", err)
 			}
-			if got := loadAll(t, be, h); !bytes.Equal(got, data) {
+			if got := backendtest.LoadAll(t, be, h); !bytes.Equal(got, data) {
 				t.Fatal("Load after the cut gave wrong data")
 			}
 		})
@@ -260,7 +197,7 @@ func TestCutConnection(t *testing.T) {
 			}
 			t.Logf("Load: %v", err)
 		}
-		if got := loadAll(t, be, h); !bytes.Equal(got, data) {
+		if got := backendtest.LoadAll(t, be, h); !bytes.Equal(got, data) {
 			t.Fatal("Load after the cut gave wrong data")
 		}
 	})
@@ -403,7 +340,7 @@ func TestConflict(t *testing.T) {
 		if err := be.Save(ctx, h, backends.NewByteReader(other)); !errors.Is(err, backends.ErrExist) {
 			t.Errorf("Save of other content under an existing name = %v, want ErrExist", err)
 		}
-		if got := loadAll(t, be, h); !bytes.Equal(got, data) {
+		if got := backendtest.LoadAll(t, be, h); !bytes.Equal(got, data) {
 			t.Error("the first content was not kept")
 		}
 	}
@@ -426,7 +363,6 @@ func TestSecretsHidden(t *testing.T) {
 	const token = "sl.SecretAccessTokenNobodyMayRead"
 	const refresh = "SecretRefreshTokenNobodyMayRead"
 	const appSecret = "SecretAppSecretNobodyMayRead"
-	ctx := context.Background()
 	h := backends.Handle{Type: backends.LockFile, Name: "l1"}
 	texts := map[string]string{}
 	for _, cfg := range []dropbox.Config{
@@ -435,17 +371,9 @@ func TestSecretsHidden(t *testing.T) {
 		{Path: "/repo", RefreshToken: refresh, AppKey: srv.AppKey, AppSecret: srv.AppSecret, APIURL: srv.URL},
 	} {
 		be := open(t, cfg)
-		_, statErr := be.Stat(ctx, h)
-		for what, text := range map[string]string{
-			"Location": be.Location(),
-			"Redacted": cfg.Redacted(),
-			"Create":   fmt.Sprint(be.Create(ctx)),
-			"Save":     fmt.Sprint(be.Save(ctx, h, backends.NewByteReader([]byte("x")))),
-			"Load":     fmt.Sprint(be.Load(ctx, h, 0, 0, func(io.Reader) error { return nil })),
-			"Stat":     fmt.Sprint(statErr),
-			"List":     fmt.Sprint(be.List(ctx, backends.LockFile, func(backends.FileInfo) error { return nil })),
-			"Remove":   fmt.Sprint(be.Remove(ctx, h)),
-		} {
+		got := backendtest.Texts(be, h)
+		got["Redacted"] = cfg.Redacted()
+		for what, text := range got {
 			texts[fmt.Sprintf("%s (%s)", what, cfg.Redacted())] = text
 		}
 	}
@@ -456,14 +384,7 @@ func TestSecretsHidden(t *testing.T) {
 		}
 		texts["ParseConfig"] = fmt.Sprint(err)
 	}
-	for what, text := range texts {
-		t.Logf("%s: %s", what, text)
-		for _, s := range []string{token, refresh, appSecret, srv.AppSecret} {
-			if strings.Contains(text, s) {
-				t.Errorf("%s shows a secret: %s", what, text)
-			}
-		}
-	}
+	backendtest.NoSecrets(t, texts, token, refresh, appSecret, srv.AppSecret)
 }
 
 func TestParseConfig(t *testing.T) {

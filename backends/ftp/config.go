@@ -15,8 +15,8 @@ import (
 	"github.com/hoard-backup/hoard/backends"
 )
 
-// Environment variables that Opener reads. Library users set the Config
-// fields instead.
+// Environment variables read by Config.ApplyEnv (and so by Opener). Library
+// users set the Config fields instead.
 const (
 	// EnvPassword holds the FTP password when the location has none.
 	EnvPassword = "HOARD_FTP_PASSWORD"
@@ -163,18 +163,29 @@ func (c Config) String() string { return c.Redacted() }
 // GoString returns Redacted, for %#v.
 func (c Config) GoString() string { return "ftp.Config(" + c.Redacted() + ")" }
 
-// Opener opens the FTP backend that location names (see ParseConfig). The
-// password comes from the location or else from HOARD_FTP_PASSWORD, extra
-// trusted certificates for ftps:// from HOARD_FTP_CA_FILE. It has the
-// signature of backends.Opener.
+// ApplyEnv fills the fields that are still empty from the environment, read
+// through getenv (os.Getenv in Opener): the password from HOARD_FTP_PASSWORD
+// and extra trusted certificates for ftps:// from HOARD_FTP_CA_FILE.
+func (c *Config) ApplyEnv(getenv func(string) string) error {
+	if c.Password == "" {
+		c.Password = getenv(EnvPassword)
+	}
+	if c.CAFile == "" {
+		c.CAFile = getenv(EnvCAFile)
+	}
+	return nil
+}
+
+// Opener opens the FTP backend that location names (see ParseConfig), with
+// credentials from the location or else the environment (see
+// Config.ApplyEnv). It has the signature of backends.Opener.
 func Opener(ctx context.Context, location string) (backends.Backend, error) {
 	cfg, err := ParseConfig(location)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Password == "" {
-		cfg.Password = os.Getenv(EnvPassword)
+	if err := cfg.ApplyEnv(os.Getenv); err != nil {
+		return nil, fmt.Errorf("ftp: %s: %w", cfg.Redacted(), err)
 	}
-	cfg.CAFile = os.Getenv(EnvCAFile)
 	return Open(ctx, cfg)
 }

@@ -13,7 +13,6 @@ import (
 	"sync"
 
 	"github.com/jlaffaye/ftp"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/hoard-backup/hoard/backends"
 )
@@ -190,19 +189,19 @@ func (b *Backend) Save(ctx context.Context, h backends.Handle, rd backends.Rewin
 	err = b.withConn(ctx, func(c *pconn) error {
 		// Read at most one byte more than promised, to detect a long
 		// reader without sending all of it.
-		src := &sourceReader{ctx: ctx, r: io.LimitReader(rd, want+1)}
+		src := backends.NewSourceReader(ctx, io.LimitReader(rd, want+1), want+1)
 		err := c.sc.Stor(tmp, src)
-		if err != nil && src.n == 0 && src.err == nil && replyCode(err) >= 500 {
+		if err != nil && src.N() == 0 && src.Err() == nil && replyCode(err) >= 500 {
 			// The folder may be missing: make it and try once more.
 			if b.mkdirsFor(c, h) == nil {
 				err = c.sc.Stor(tmp, src)
 			}
 		}
 		switch {
-		case src.err != nil:
-			err = src.err // the reader's own error (or ctx's), as is
-		case err == nil && src.n != want:
-			err = fmt.Errorf("reader yielded %d bytes, its Length is %d", src.n, want)
+		case src.Err() != nil:
+			err = src.Err() // the reader's own error (or ctx's), as is
+		case err == nil && src.N() != want:
+			err = fmt.Errorf("reader yielded %d bytes, its Length is %d", src.N(), want)
 		case err == nil:
 			err = b.check(c, tmp, want)
 		}
@@ -250,12 +249,10 @@ func (b *Backend) rename(c *pconn, tmp, name string) error {
 
 // mkdirsFor makes the folders below the repository folder that h lives in.
 func (b *Backend) mkdirsFor(c *pconn, h backends.Handle) error {
-	dir := path.Join(b.root, string(h.Type))
-	if err := b.mkdir(c, dir); err != nil {
-		return err
-	}
-	if h.Type == backends.PackFile {
-		return b.mkdir(c, path.Join(dir, h.Name[:2]))
+	for _, d := range backends.Dirs(h) {
+		if err := b.mkdir(c, path.Join(b.root, d)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -291,20 +288,19 @@ func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offse
 		if length == 0 {
 			n = size - offset
 		}
-		lr := &loadReader{ctx: ctx, c: c, left: n, op: op}
 		if offset == size {
-			lr.r = strings.NewReader("") // nothing to transfer
-			called, fnErr = true, fn(lr)
+			// Nothing to transfer.
+			called, fnErr = true, fn(backends.ExactReader(strings.NewReader(""), n))
 			return nil
 		}
 		resp, err := c.sc.RetrFrom(name, uint64(offset))
 		if err != nil {
 			return err
 		}
-		lr.r = resp
-		called, fnErr = true, fn(lr)
-		finish(c, resp, lr, size-offset)
-		return lr.err // a failed read condemns the pool's idle connections too
+		tr := &transferReader{r: backends.ContextReader(ctx, resp), op: op}
+		called, fnErr = true, fn(backends.ExactReader(tr, n))
+		finish(resp, c, tr, size-offset)
+		return tr.err // a failed read condemns the pool's idle connections too
 	})
 	if called {
 		return b.scrub(fnErr)
@@ -312,11 +308,11 @@ func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offse
 	return b.fail(op, err)
 }
 
-// finish ends a download of avail bytes of which lr read some: it reads the
+// finish ends a download of avail bytes of which tr read some: it reads the
 // rest if that is little and the server's closing reply, or else marks the
 // connection broken, since the transfer cannot be stopped cleanly.
-func finish(c *pconn, resp *ftp.Response, lr *loadReader, avail int64) {
-	if lr.failed || avail-lr.read > drainLimit {
+func finish(resp *ftp.Response, c *pconn, tr *transferReader, avail int64) {
+	if tr.err != nil || avail-tr.read > drainLimit {
 		c.broken = true
 		return
 	}
@@ -412,61 +408,31 @@ func (b *Backend) List(ctx context.Context, t backends.FileType, fn func(backend
 // which is called in the calling goroutine.
 func (b *Backend) listPacks(ctx context.Context, fn func(backends.FileInfo) error) error {
 	op := "list " + string(backends.PackFile)
-	data := path.Join(b.root, string(backends.PackFile))
-	entries, err := b.readDir(ctx, data)
+	entries, err := b.readDir(ctx, path.Join(b.root, string(backends.PackFile)))
 	if err != nil {
 		return b.fail(op, err)
 	}
 	var shards []string
 	for _, e := range entries {
-		if e.Type == ftp.EntryTypeFolder && len(path.Base(e.Name)) == 2 {
+		if e.Type == ftp.EntryTypeFolder && backends.IsShard(path.Base(e.Name)) {
 			shards = append(shards, path.Base(e.Name))
 		}
 	}
-	type result struct {
-		entries []*ftp.Entry
-		err     error
+	read := func(ctx context.Context, s string) ([]*ftp.Entry, error) {
+		e, err := b.readDir(ctx, path.Join(b.root, backends.ShardDir(s)))
+		if err != nil {
+			return nil, b.fail(op, err)
+		}
+		return e, nil
 	}
-	results := make([]chan result, len(shards))
-	for i := range results {
-		results[i] = make(chan result, 1) // each worker sends once and never blocks
-	}
-	lctx, cancel := context.WithCancel(ctx)
-	var g errgroup.Group
-	g.SetLimit(b.cfg.Connections)
-	launched := make(chan struct{})
-	go func() {
-		defer close(launched)
-		for i, s := range shards {
-			g.Go(func() error {
-				e, err := b.readDir(lctx, path.Join(data, s))
-				results[i] <- result{e, err}
-				return nil
-			})
-		}
-	}()
-	defer func() {
-		cancel()
-		<-launched
-		_ = g.Wait() // workers report through results
-	}()
-	for i, s := range shards {
-		var r result
-		select {
-		case r = <-results[i]:
-		case <-ctx.Done():
-			return fmt.Errorf("ftp: %s: %w", op, ctx.Err())
-		}
-		if r.err != nil {
-			return b.fail(op, r.err)
-		}
-		for _, e := range r.entries {
+	return backends.ListShards(ctx, "ftp", shards, b.cfg.Connections, read, func(s string, entries []*ftp.Entry) error {
+		for _, e := range entries {
 			if err := listEntry(ctx, backends.PackFile, s, e, fn); err != nil {
 				return err
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // readDir lists dir; a missing dir has no entries.
@@ -498,21 +464,14 @@ func listEntry(ctx context.Context, t backends.FileType, shard string, e *ftp.En
 	return fn(backends.FileInfo{Name: name, Size: int64(e.Size)})
 }
 
-// filename returns the path of h after checking that h is valid.
+// filename returns the path of h (see backends.Path) after checking that h
+// is valid.
 func (b *Backend) filename(h backends.Handle) (string, error) {
-	if err := h.Valid(); err != nil {
-		return "", fmt.Errorf("%w (%w)", err, backends.ErrPermanent)
+	p, err := backends.Path(h)
+	if err != nil {
+		return "", err
 	}
-	switch h.Type {
-	case backends.ConfigFile:
-		return path.Join(b.root, string(h.Type)), nil
-	case backends.PackFile:
-		if len(h.Name) < 2 {
-			return "", fmt.Errorf("ftp: pack name %q is too short to shard: %w", h.Name, backends.ErrPermanent)
-		}
-		return path.Join(b.root, string(h.Type), h.Name[:2], h.Name), nil
-	}
-	return path.Join(b.root, string(h.Type), h.Name), nil
+	return path.Join(b.root, p), nil
 }
 
 // fail adds the operation to err and translates the server's reply: 550
@@ -582,68 +541,22 @@ func randomSuffix() string {
 	return hex.EncodeToString(buf[:])
 }
 
-// sourceReader reads the data to save, counts it, stops when ctx is done
-// and keeps the first error that is not io.EOF.
-type sourceReader struct {
-	ctx context.Context
-	r   io.Reader
-	n   int64
-	err error
+// transferReader reads a download: it counts what it read and notes a
+// failed read (ctx's included), after which the connection is not reused,
+// and puts the operation in front of the error.
+type transferReader struct {
+	r    io.Reader
+	read int64
+	err  error // the failed read's error
+	op   string
 }
 
-func (s *sourceReader) Read(p []byte) (int, error) {
-	if err := s.ctx.Err(); err != nil {
-		s.err = err
-		return 0, err
-	}
-	n, err := s.r.Read(p)
-	s.n += int64(n)
-	if err != nil && !errors.Is(err, io.EOF) {
-		s.err = err
-	}
-	return n, err
-}
-
-// loadReader yields left bytes of r, reports io.ErrUnexpectedEOF if r ends
-// early and stops when ctx is done. It counts what it read and notes a
-// failed read, after which the connection is not reused.
-type loadReader struct {
-	ctx    context.Context
-	c      *pconn
-	r      io.Reader
-	left   int64
-	read   int64
-	failed bool
-	err    error // the failed read's error
-	op     string
-}
-
-func (l *loadReader) Read(p []byte) (int, error) {
-	if l.left <= 0 {
-		return 0, io.EOF
-	}
-	if err := l.ctx.Err(); err != nil {
-		l.failed, l.err = true, err
-		return 0, fmt.Errorf("ftp: %s: %w", l.op, err)
-	}
-	if int64(len(p)) > l.left {
-		p = p[:l.left]
-	}
+func (l *transferReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
-	l.left -= int64(n)
 	l.read += int64(n)
-	switch {
-	case err == nil:
-		return n, nil
-	case errors.Is(err, io.EOF):
-		if l.left > 0 {
-			return n, io.ErrUnexpectedEOF
-		}
-		if n > 0 {
-			return n, nil
-		}
-		return 0, io.EOF
+	if err == nil || errors.Is(err, io.EOF) {
+		return n, err
 	}
-	l.failed, l.err = true, err
+	l.err = err
 	return n, fmt.Errorf("ftp: %s: %w", l.op, err)
 }

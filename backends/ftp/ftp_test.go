@@ -1,9 +1,9 @@
 package ftp
 
 import (
-	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -18,30 +18,8 @@ import (
 
 	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/backends/backendtest"
+	"github.com/hoard-backup/hoard/internal/testenv"
 )
-
-// envFile is where scripts/test-servers.sh writes how to reach the real
-// servers; environment variables of the same names take precedence.
-const envFile = "/var/lib/hoard-test/env"
-
-// testEnv returns the value of a HOARD_TEST_* setting.
-func testEnv(name string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	f, err := os.Open(envFile)
-	if err != nil {
-		return ""
-	}
-	defer func() { _ = f.Close() }()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok && k == name {
-			return v
-		}
-	}
-	return ""
-}
 
 // realServer returns a Config for the vsftpd that scripts/test-servers.sh
 // starts, with Path set to a new folder removed at the end of t. Without
@@ -54,14 +32,11 @@ func realServer(t *testing.T, useTLS bool) Config {
 	}
 	missing := func(format string, args ...any) {
 		t.Helper()
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI: the real FTP server is required: "+format+" (run scripts/test-servers.sh)", args...)
-		}
-		t.Skipf("no real FTP server: "+format+" (run scripts/test-servers.sh)", args...)
+		testenv.Missing(t, "the real %s server: "+format+" (run scripts/test-servers.sh)", append([]any{"FTP"}, args...)...)
 	}
-	url := testEnv("HOARD_TEST_FTP_URL")
+	url := testenv.Get("HOARD_TEST_FTP_URL")
 	if url == "" {
-		missing("HOARD_TEST_FTP_URL is not set and %s is missing", envFile)
+		missing("HOARD_TEST_FTP_URL is not set and %s is missing", testenv.ServersFile)
 	}
 	dir := path.Join("hoard-tests", randomSuffix())
 	cfg, err := ParseConfig(strings.TrimSuffix(url, "/") + "/" + dir)
@@ -69,10 +44,10 @@ func realServer(t *testing.T, useTLS bool) Config {
 		t.Fatalf("HOARD_TEST_FTP_URL: %v", err)
 	}
 	if cfg.Password == "" {
-		cfg.Password = testEnv("HOARD_TEST_FTP_PASSWORD")
+		cfg.Password = testenv.Get("HOARD_TEST_FTP_PASSWORD")
 	}
 	if useTLS {
-		cfg.TLS, cfg.CAFile = true, testEnv("HOARD_TEST_FTP_CA")
+		cfg.TLS, cfg.CAFile = true, testenv.Get("HOARD_TEST_FTP_CA")
 	}
 	port := cfg.Port
 	if port == 0 {
@@ -92,7 +67,7 @@ func realServer(t *testing.T, useTLS bool) Config {
 // server: on the local disk if the server's home is here, else over FTP.
 func removeAll(t *testing.T, cfg Config, dir string) {
 	t.Helper()
-	if home := testEnv("HOARD_TEST_FTP_HOME"); home != "" {
+	if home := testenv.Get("HOARD_TEST_FTP_HOME"); home != "" {
 		if _, err := os.Stat(home); err == nil {
 			if err := os.RemoveAll(filepath.Join(home, filepath.FromSlash(dir))); err != nil {
 				t.Errorf("cleanup: %v", err)
@@ -251,11 +226,11 @@ func TestSecretsNotShown(t *testing.T) {
 	} else {
 		texts = append(texts, err.Error())
 	}
-	for _, text := range texts {
-		if strings.Contains(text, secret) || strings.Contains(text, srv.password) {
-			t.Errorf("a password shows in %q", text)
-		}
+	all := backendtest.Texts(b, h) // every call fails: the folder was never created
+	for i, text := range texts {
+		all[fmt.Sprint("text ", i)] = text
 	}
+	backendtest.NoSecrets(t, all, secret, srv.password)
 	// scrub hides a password that a server repeats.
 	b.cfg.Password = "hunter2"
 	err = b.scrub(errors.Join(errors.New("530 wrong password hunter2"), backends.ErrPermanent))
@@ -386,12 +361,9 @@ func TestDiskFull(t *testing.T) {
 	})
 	t.Run("Vsftpd", func(t *testing.T) {
 		cfg := realServer(t, false)
-		full := testEnv("HOARD_TEST_FULL_DIR")
+		full := testenv.Get("HOARD_TEST_FULL_DIR")
 		if full == "" {
-			if os.Getenv("CI") != "" {
-				t.Fatal("CI: no small file system on the real server (scripts/test-servers.sh could not mount one)")
-			}
-			t.Skip("no small file system on the real server (scripts/test-servers.sh could not mount one)")
+			testenv.Missing(t, "a small file system on the real server (scripts/test-servers.sh could not mount one)")
 		}
 		dir := path.Join(full, randomSuffix())
 		t.Cleanup(func() { removeAll(t, cfg, dir) })
@@ -412,23 +384,28 @@ func TestNotCreated(t *testing.T) {
 		t.Run(srv.name, func(t *testing.T) {
 			b := open(t, srv.config(t))
 			defer func() { _ = b.Close() }()
-			ctx := context.Background()
-			for _, typ := range backends.FileTypes() {
-				err := b.List(ctx, typ, func(fi backends.FileInfo) error {
-					t.Errorf("List(%s) of a missing folder shows %v", typ, fi)
-					return nil
-				})
-				if err != nil {
-					t.Errorf("List(%s) of a missing folder: %v", typ, err)
-				}
-			}
-			err := b.Save(ctx, backends.Handle{Type: backends.KeyFile, Name: "k"}, backends.NewByteReader([]byte("k")))
-			if !errors.Is(err, backends.ErrPermanent) {
-				t.Errorf("Save into a missing repository = %v, want ErrPermanent", err)
-			}
-			if _, err := b.Stat(ctx, backends.Handle{Type: backends.ConfigFile}); !errors.Is(err, backends.ErrNotExist) {
-				t.Errorf("Stat of the config = %v, want ErrNotExist", err)
-			}
+			backendtest.NotCreated(t, b)
 		})
+	}
+}
+
+// TestApplyEnv checks the variables Opener reads and that a password given
+// in the location wins over the environment's.
+func TestApplyEnv(t *testing.T) {
+	env := map[string]string{EnvPassword: "envpw", EnvCAFile: "/ca.pem"}
+	getenv := func(k string) string { return env[k] }
+	cfg := Config{Host: "h"}
+	if err := cfg.ApplyEnv(getenv); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Password != "envpw" || cfg.CAFile != "/ca.pem" {
+		t.Errorf("ApplyEnv gave password %q, CA file %q", cfg.Password, cfg.CAFile)
+	}
+	cfg = Config{Host: "h", Password: "fromurl"}
+	if err := cfg.ApplyEnv(getenv); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Password != "fromurl" {
+		t.Errorf("ApplyEnv replaced the location's password with %q", cfg.Password)
 	}
 }

@@ -156,8 +156,8 @@ func (b *Backend) Create(ctx context.Context) error {
 		}
 	}
 	data := filepath.Join(b.root, string(backends.PackFile))
-	for i := range 256 {
-		dirs = append(dirs, filepath.Join(data, fmt.Sprintf("%02x", i)))
+	for _, d := range backends.ShardDirs() {
+		dirs = append(dirs, filepath.Join(b.root, filepath.FromSlash(d)))
 	}
 	for _, dir := range dirs {
 		if err := ctx.Err(); err != nil {
@@ -442,31 +442,22 @@ func notRegular(name string, fi fs.FileInfo) error {
 	return fmt.Errorf("%s is %s: %w (%w)", name, kind, errNotRegular, backends.ErrPermanent)
 }
 
-// filename returns the path of h after checking that h is valid.
+// filename returns the path of h (see backends.Path) after checking that h
+// is valid.
 func (b *Backend) filename(h backends.Handle) (string, error) {
-	if err := h.Valid(); err != nil {
-		return "", fmt.Errorf("%w (%w)", err, backends.ErrPermanent)
+	p, err := backends.Path(h)
+	if err != nil {
+		return "", err
 	}
-	switch h.Type {
-	case backends.ConfigFile:
-		return filepath.Join(b.root, string(h.Type)), nil
-	case backends.PackFile:
-		if len(h.Name) < 2 {
-			return "", fmt.Errorf("local: pack name %q is too short to shard: %w", h.Name, backends.ErrPermanent)
-		}
-		return filepath.Join(b.root, string(h.Type), h.Name[:2], h.Name), nil
-	}
-	return filepath.Join(b.root, string(h.Type), h.Name), nil
+	return filepath.Join(b.root, filepath.FromSlash(p)), nil
 }
 
 // mkdirs creates the folders below the repository folder that h lives in.
 func (b *Backend) mkdirs(h backends.Handle) error {
-	dir := filepath.Join(b.root, string(h.Type))
-	if err := b.mkdir(dir); err != nil {
-		return err
-	}
-	if h.Type == backends.PackFile {
-		return b.mkdir(filepath.Join(dir, h.Name[:2]))
+	for _, d := range backends.Dirs(h) {
+		if err := b.mkdir(filepath.Join(b.root, filepath.FromSlash(d))); err != nil {
+			return err
+		}
 	}
 	return nil
 }

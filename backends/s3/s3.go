@@ -355,23 +355,15 @@ func listedName(t backends.FileType, rel string) (string, bool) {
 	return name, true
 }
 
-// key returns the object key of h after checking that h is valid. Packs are
-// sharded by the first two characters of their name, as in backends/local,
-// so that a repository folder can be copied to a bucket as it is.
+// key returns the object key of h after checking that h is valid: the
+// repository layout of every backend (backends.Path), so that a repository
+// folder can be copied to a bucket as it is.
 func (b *Backend) key(h backends.Handle) (string, error) {
-	if err := h.Valid(); err != nil {
-		return "", fmt.Errorf("%w (%w)", err, backends.ErrPermanent)
+	p, err := backends.Path(h)
+	if err != nil {
+		return "", err
 	}
-	switch h.Type {
-	case backends.ConfigFile:
-		return b.join(string(h.Type)), nil
-	case backends.PackFile:
-		if len(h.Name) < 2 {
-			return "", fmt.Errorf("s3: pack name %q is too short to shard: %w", h.Name, backends.ErrPermanent)
-		}
-		return b.join(string(h.Type) + "/" + h.Name[:2] + "/" + h.Name), nil
-	}
-	return b.join(string(h.Type) + "/" + h.Name), nil
+	return b.join(p), nil
 }
 
 // join puts the repository prefix in front of a key.

@@ -140,69 +140,12 @@ func randomBytes(rng *mrand.Rand, n int) []byte {
 	return buf[:n]
 }
 
-func loadAll(t *testing.T, be backends.Backend, h backends.Handle) []byte {
-	t.Helper()
-	data, err := backends.LoadAll(context.Background(), be, h)
-	if err != nil {
-		t.Fatalf("Load(%v): %v", h, err)
-	}
-	return data
-}
-
-func assertAbsent(t *testing.T, be backends.Backend, h backends.Handle) {
-	t.Helper()
-	if _, err := be.Stat(context.Background(), h); !errors.Is(err, backends.ErrNotExist) {
-		t.Errorf("Stat(%v) = %v, want ErrNotExist", h, err)
-	}
-	err := be.List(context.Background(), h.Type, func(fi backends.FileInfo) error {
-		if fi.Name == h.Name {
-			t.Errorf("List(%s) shows %v", h.Type, h)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Errorf("List(%s): %v", h.Type, err)
-	}
-}
-
 func TestMultipartRoundTrip(t *testing.T) {
 	endpoint, _, _ := s3test.Start(t)
 	be := create(t, testConfig(t, endpoint))
-	data := randomBytes(seededRand(t), 40<<20+12345) // three parts of 16 MiB
 	h := backends.Handle{Type: backends.PackFile, Name: "ab0123"}
-	if err := be.Save(context.Background(), h, backends.NewByteReader(data)); err != nil {
-		t.Fatal(err)
-	}
-	if got := loadAll(t, be, h); !bytes.Equal(got, data) {
-		t.Fatalf("Load gave %d bytes, want the %d saved", len(got), len(data))
-	}
-	var part []byte
-	err := be.Load(context.Background(), h, 1000, 17<<20, func(rd io.Reader) error {
-		var err error
-		part, err = io.ReadAll(rd)
-		return err
-	})
-	if err != nil || !bytes.Equal(part, data[17<<20:17<<20+1000]) {
-		t.Fatalf("ranged Load across parts: %v, %d bytes", err, len(part))
-	}
+	backendtest.LargeFile(t, be, h, backendtest.Random(t, 40<<20+12345), 16<<20-10) // three parts of 16 MiB
 }
-
-// failingReader yields data, then fails with err, while claiming length bytes.
-type failingReader struct {
-	*backends.ByteReader
-	length int64
-	err    error
-}
-
-func (r *failingReader) Read(p []byte) (int, error) {
-	n, err := r.ByteReader.Read(p)
-	if errors.Is(err, io.EOF) {
-		return n, r.err
-	}
-	return n, err
-}
-
-func (r *failingReader) Length() int64 { return r.length }
 
 // TestMultipartBadReader checks that a reader failing, or yielding the wrong
 // number of bytes, in a later part of a multipart upload makes Save fail,
@@ -211,28 +154,7 @@ func TestMultipartBadReader(t *testing.T) {
 	endpoint, access, secret := s3test.Start(t)
 	cfg := testConfig(t, endpoint)
 	be := create(t, cfg)
-	data := randomBytes(seededRand(t), 20<<20) // two parts
-	errRead := errors.New("reader failed")
-	tests := []struct {
-		name string
-		rd   backends.RewindReader
-		want error
-	}{
-		{"FailsInSecondPart", &failingReader{backends.NewByteReader(data[:17<<20]), int64(len(data)), errRead}, errRead},
-		{"FailsInLastPart", &failingReader{backends.NewByteReader(data[:len(data)-1]), int64(len(data)), errRead}, errRead},
-		{"Short", &failingReader{backends.NewByteReader(data[:len(data)-1]), int64(len(data)), io.EOF}, io.ErrUnexpectedEOF},
-		{"Long", &failingReader{backends.NewByteReader(data), int64(len(data) - 1), io.EOF}, nil},
-	}
-	for i, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			h := backends.Handle{Type: backends.PackFile, Name: fmt.Sprintf("bb%d", i)}
-			err := be.Save(context.Background(), h, tc.rd)
-			if err == nil || tc.want != nil && !errors.Is(err, tc.want) {
-				t.Errorf("Save = %v, want an error matching %v", err, tc.want)
-			}
-			assertAbsent(t, be, h)
-		})
-	}
+	backendtest.LargeFileBadReaders(t, be, "bb", backendtest.Random(t, 20<<20), 16<<20) // two parts
 	client, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(access, secret, ""), Region: s3test.Region})
 	if err != nil {
 		t.Fatal(err)
@@ -292,11 +214,11 @@ func TestCutConnection(t *testing.T) {
 				t.Errorf("Save over a cut connection = %v, want a retryable error", err)
 			}
 			t.Logf("Save: %v", err)
-			assertAbsent(t, be, h)
+			backendtest.AssertAbsent(t, be, h)
 			if err := be.Save(ctx, h, backends.NewByteReader(data)); err != nil {
 				t.Fatalf("Save after the cut: %v", err)
 			}
-			if got := loadAll(t, be, h); !bytes.Equal(got, data) {
+			if got := backendtest.LoadAll(t, be, h); !bytes.Equal(got, data) {
 				t.Fatalf("Load after the cut gave %d bytes, want the %d saved", len(got), len(data))
 			}
 		})
@@ -324,7 +246,7 @@ func TestCutConnection(t *testing.T) {
 			}
 			t.Logf("Load: %v", err)
 		}
-		if got := loadAll(t, be, h); !bytes.Equal(got, data) {
+		if got := backendtest.LoadAll(t, be, h); !bytes.Equal(got, data) {
 			t.Fatal("Load after the cut gave wrong data")
 		}
 	})
@@ -504,20 +426,11 @@ func TestSecretsHidden(t *testing.T) {
 				cfg.SessionToken = token
 			}
 			be := open(t, cfg)
-			ctx := context.Background()
 			h := backends.Handle{Type: backends.KeyFile, Name: "k1"}
-			_, statErr := be.Stat(ctx, h)
-			saveErr := be.Save(ctx, h, backends.NewByteReader([]byte("x")))
-			texts := map[string]string{
-				"Location": be.Location(),
-				"Redacted": cfg.Redacted(),
-				"Create":   fmt.Sprint(be.Create(ctx)),
-				"Save":     fmt.Sprint(saveErr),
-				"Load":     fmt.Sprint(be.Load(ctx, h, 0, 0, func(io.Reader) error { return nil })),
-				"Stat":     fmt.Sprint(statErr),
-				"List":     fmt.Sprint(be.List(ctx, backends.KeyFile, func(backends.FileInfo) error { return nil })),
-				"Remove":   fmt.Sprint(be.Remove(ctx, h)),
-			}
+			saveErr := be.Save(context.Background(), h, backends.NewByteReader([]byte("x")))
+			texts := backendtest.Texts(be, h)
+			texts["Redacted"] = cfg.Redacted()
+			texts["Save"] = fmt.Sprint(saveErr)
 			for _, loc := range []string{
 				"s3://id:" + secret + "@host:9000/bucket",
 				"s3+http://" + secret + "@127.0.0.1/bucket",
@@ -532,12 +445,7 @@ func TestSecretsHidden(t *testing.T) {
 			if !errors.Is(saveErr, backends.ErrPermanent) {
 				t.Errorf("Save with bad credentials = %v, want ErrPermanent", saveErr)
 			}
-			for what, text := range texts {
-				t.Logf("%s: %s", what, text)
-				if strings.Contains(text, secret) || strings.Contains(text, token) {
-					t.Errorf("%s shows a secret: %s", what, text)
-				}
-			}
+			backendtest.NoSecrets(t, texts, secret, token)
 		})
 	}
 }

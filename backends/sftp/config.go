@@ -15,8 +15,8 @@ import (
 	"github.com/hoard-backup/hoard/backends"
 )
 
-// Environment variables that Opener reads. Library users set the Config
-// fields instead.
+// Environment variables read by Config.ApplyEnv (and so by Opener). Library
+// users set the Config fields instead.
 const (
 	// EnvKeyFile names the private key file (OpenSSH or PEM format, not
 	// passphrase-protected; use an agent for those).
@@ -167,18 +167,36 @@ func (c Config) String() string { return c.Redacted() }
 // GoString returns Redacted, for %#v.
 func (c Config) GoString() string { return "sftp.Config(" + c.Redacted() + ")" }
 
-// Opener opens the SFTP backend that location names (see ParseConfig),
-// taking credentials from the environment: HOARD_SFTP_KEY_FILE,
-// HOARD_SFTP_KNOWN_HOSTS, HOARD_SFTP_PASSWORD, and the agent at
-// SSH_AUTH_SOCK. It has the signature of backends.Opener.
+// ApplyEnv fills the fields that are still empty from the environment, read
+// through getenv (os.Getenv in Opener): HOARD_SFTP_KEY_FILE,
+// HOARD_SFTP_KNOWN_HOSTS, HOARD_SFTP_PASSWORD, and UseAgent when
+// SSH_AUTH_SOCK names an agent.
+func (c *Config) ApplyEnv(getenv func(string) string) error {
+	if c.KeyFile == "" {
+		c.KeyFile = getenv(EnvKeyFile)
+	}
+	if c.KnownHostsFile == "" {
+		c.KnownHostsFile = getenv(EnvKnownHosts)
+	}
+	if c.Password == "" {
+		c.Password = getenv(EnvPassword)
+	}
+	if !c.UseAgent {
+		c.UseAgent = getenv(EnvAgent) != ""
+	}
+	return nil
+}
+
+// Opener opens the SFTP backend that location names (see ParseConfig), with
+// credentials from the environment (see Config.ApplyEnv). It has the
+// signature of backends.Opener.
 func Opener(ctx context.Context, location string) (backends.Backend, error) {
 	cfg, err := ParseConfig(location)
 	if err != nil {
 		return nil, err
 	}
-	cfg.KeyFile = os.Getenv(EnvKeyFile)
-	cfg.KnownHostsFile = os.Getenv(EnvKnownHosts)
-	cfg.Password = os.Getenv(EnvPassword)
-	cfg.UseAgent = os.Getenv(EnvAgent) != ""
+	if err := cfg.ApplyEnv(os.Getenv); err != nil {
+		return nil, fmt.Errorf("sftp: %s: %w", cfg.Redacted(), err)
+	}
 	return Open(ctx, cfg)
 }

@@ -194,8 +194,8 @@ func (b *Backend) Create(ctx context.Context) error {
 		return b.fail(c, "create", err)
 	}
 	dirs = dirs[:0]
-	for i := range 256 {
-		dirs = append(dirs, path.Join(b.root, string(backends.PackFile), fmt.Sprintf("%02x", i)))
+	for _, d := range backends.ShardDirs() {
+		dirs = append(dirs, path.Join(b.root, d))
 	}
 	if err := b.mkdirs(ctx, c, dirs); err != nil {
 		return b.fail(c, "create", err)
@@ -296,12 +296,10 @@ func (b *Backend) Save(ctx context.Context, h backends.Handle, rd backends.Rewin
 
 // mkdirsFor makes the folders below the repository folder that h lives in.
 func (b *Backend) mkdirsFor(c *conn, h backends.Handle) error {
-	dir := path.Join(b.root, string(h.Type))
-	if err := b.mkdir(c, dir); err != nil {
-		return err
-	}
-	if h.Type == backends.PackFile {
-		return b.mkdir(c, path.Join(dir, h.Name[:2]))
+	for _, d := range backends.Dirs(h) {
+		if err := b.mkdir(c, path.Join(b.root, d)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -320,16 +318,16 @@ func (b *Backend) write(ctx context.Context, c *conn, f *sftp.File, rd backends.
 		}
 		// Read at most one byte more than promised, to detect a long reader
 		// without sending all of it.
-		src := &sourceReader{ctx: ctx, r: io.LimitReader(rd, want+1), size: want + 1}
+		src := backends.NewSourceReader(ctx, io.LimitReader(rd, want+1), want+1)
 		_, err := f.ReadFrom(src)
-		if src.err != nil {
-			return src.err // the reader's own error (or ctx's), as is
+		if src.Err() != nil {
+			return src.Err() // the reader's own error (or ctx's), as is
 		}
 		if err != nil {
 			return b.diskFull(c, path.Dir(f.Name()), want, err)
 		}
-		if src.n != want {
-			return fmt.Errorf("reader yielded %d bytes, its Length is %d", src.n, want)
+		if src.N() != want {
+			return fmt.Errorf("reader yielded %d bytes, its Length is %d", src.N(), want)
 		}
 		fi, err := f.Stat()
 		if err != nil {
@@ -434,7 +432,7 @@ func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offse
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return b.fail(c, op, err)
 	}
-	return fn(&loadReader{ctx: ctx, r: f, left: n, c: c, op: op})
+	return fn(backends.ExactReader(&connReader{r: backends.ContextReader(ctx, f), c: c, op: op}, n))
 }
 
 // Stat returns the size of h.
@@ -525,61 +523,31 @@ func (b *Backend) List(ctx context.Context, t backends.FileType, fn func(backend
 // ahead of fn, which is called in the calling goroutine.
 func (b *Backend) listPacks(ctx context.Context, c *conn, fn func(backends.FileInfo) error) error {
 	op := "list " + string(backends.PackFile)
-	data := path.Join(b.root, string(backends.PackFile))
-	entries, err := b.readDir(ctx, c, data)
+	entries, err := b.readDir(ctx, c, path.Join(b.root, string(backends.PackFile)))
 	if err != nil {
 		return b.fail(c, op, err)
 	}
 	var shards []string
 	for _, e := range entries {
-		if e.IsDir() && len(e.Name()) == 2 {
+		if e.IsDir() && backends.IsShard(e.Name()) {
 			shards = append(shards, e.Name())
 		}
 	}
-	type result struct {
-		entries []os.FileInfo
-		err     error
+	read := func(ctx context.Context, s string) ([]os.FileInfo, error) {
+		e, err := b.readDir(ctx, c, path.Join(b.root, backends.ShardDir(s)))
+		if err != nil {
+			return nil, b.fail(c, op, err)
+		}
+		return e, nil
 	}
-	results := make([]chan result, len(shards))
-	for i := range results {
-		results[i] = make(chan result, 1) // each worker sends once and never blocks
-	}
-	lctx, cancel := context.WithCancel(ctx)
-	var g errgroup.Group
-	g.SetLimit(listConcurrency)
-	launched := make(chan struct{})
-	go func() {
-		defer close(launched)
-		for i, s := range shards {
-			g.Go(func() error {
-				e, err := b.readDir(lctx, c, path.Join(data, s))
-				results[i] <- result{e, err}
-				return nil
-			})
-		}
-	}()
-	defer func() {
-		cancel()
-		<-launched
-		_ = g.Wait() // workers report through results
-	}()
-	for i, s := range shards {
-		var r result
-		select {
-		case r = <-results[i]:
-		case <-ctx.Done():
-			return fmt.Errorf("sftp: %s: %w", op, ctx.Err())
-		}
-		if r.err != nil {
-			return b.fail(c, op, r.err)
-		}
-		for _, e := range r.entries {
+	return backends.ListShards(ctx, "sftp", shards, listConcurrency, read, func(s string, entries []os.FileInfo) error {
+		for _, e := range entries {
 			if err := listEntry(ctx, backends.PackFile, s, e, fn); err != nil {
 				return err
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // readDir reads dir; a missing dir has no entries.
@@ -607,21 +575,14 @@ func listEntry(ctx context.Context, t backends.FileType, shard string, e os.File
 	return fn(backends.FileInfo{Name: name, Size: e.Size()})
 }
 
-// filename returns the path of h after checking that h is valid.
+// filename returns the path of h (see backends.Path) after checking that h
+// is valid.
 func (b *Backend) filename(h backends.Handle) (string, error) {
-	if err := h.Valid(); err != nil {
-		return "", fmt.Errorf("%w (%w)", err, backends.ErrPermanent)
+	p, err := backends.Path(h)
+	if err != nil {
+		return "", err
 	}
-	switch h.Type {
-	case backends.ConfigFile:
-		return path.Join(b.root, string(h.Type)), nil
-	case backends.PackFile:
-		if len(h.Name) < 2 {
-			return "", fmt.Errorf("sftp: pack name %q is too short to shard: %w", h.Name, backends.ErrPermanent)
-		}
-		return path.Join(b.root, string(h.Type), h.Name[:2], h.Name), nil
-	}
-	return path.Join(b.root, string(h.Type), h.Name), nil
+	return path.Join(b.root, p), nil
 }
 
 // fail adds the operation to err and translates it: a missing file becomes
@@ -683,66 +644,18 @@ func randomSuffix() string {
 	return hex.EncodeToString(buf[:])
 }
 
-// sourceReader reads the data to save, counts it, stops when ctx is done
-// and keeps the first error that is not io.EOF. Size is a hint that lets
-// pkg/sftp send several writes at once.
-type sourceReader struct {
-	ctx  context.Context
-	r    io.Reader
-	size int64
-	n    int64
-	err  error
+// connReader ends a download's reads: an error other than io.EOF gets the
+// operation in front and, when the connection is lost, drops it.
+type connReader struct {
+	r  io.Reader
+	c  *conn
+	op string
 }
 
-func (s *sourceReader) Read(p []byte) (int, error) {
-	if err := s.ctx.Err(); err != nil {
-		s.err = err
-		return 0, err
-	}
-	n, err := s.r.Read(p)
-	s.n += int64(n)
-	if err != nil && !errors.Is(err, io.EOF) {
-		s.err = err
-	}
-	return n, err
-}
-
-// Size returns the most the reader may yield.
-func (s *sourceReader) Size() int64 { return s.size }
-
-// loadReader yields left bytes of r, reports io.ErrUnexpectedEOF if r ends
-// early, stops when ctx is done, and drops c when the connection is lost.
-type loadReader struct {
-	ctx  context.Context
-	r    io.Reader
-	left int64
-	c    *conn
-	op   string
-}
-
-func (l *loadReader) Read(p []byte) (int, error) {
-	if l.left <= 0 {
-		return 0, io.EOF
-	}
-	if err := l.ctx.Err(); err != nil {
-		return 0, fmt.Errorf("sftp: %s: %w", l.op, err)
-	}
-	if int64(len(p)) > l.left {
-		p = p[:l.left]
-	}
+func (l *connReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
-	l.left -= int64(n)
-	switch {
-	case err == nil:
-		return n, nil
-	case errors.Is(err, io.EOF):
-		if l.left > 0 {
-			return n, io.ErrUnexpectedEOF
-		}
-		if n > 0 {
-			return n, nil
-		}
-		return 0, io.EOF
+	if err == nil || errors.Is(err, io.EOF) {
+		return n, err
 	}
 	if isConnError(err) {
 		l.c.kill()

@@ -1,11 +1,11 @@
 package sftp
 
 import (
-	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -22,30 +22,8 @@ import (
 
 	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/backends/backendtest"
+	"github.com/hoard-backup/hoard/internal/testenv"
 )
-
-// envFile is where scripts/test-servers.sh writes how to reach the real
-// servers; environment variables of the same names take precedence.
-const envFile = "/var/lib/hoard-test/env"
-
-// testEnv returns the value of a HOARD_TEST_* setting.
-func testEnv(name string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	f, err := os.Open(envFile)
-	if err != nil {
-		return ""
-	}
-	defer func() { _ = f.Close() }()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok && k == name {
-			return v
-		}
-	}
-	return ""
-}
 
 // realServer returns a Config for the OpenSSH server that
 // scripts/test-servers.sh starts, with Path set to the folder under which
@@ -58,21 +36,18 @@ func realServer(t *testing.T) Config {
 	}
 	missing := func(format string, args ...any) {
 		t.Helper()
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI: the real SFTP server is required: "+format+" (run scripts/test-servers.sh)", args...)
-		}
-		t.Skipf("no real SFTP server: "+format+" (run scripts/test-servers.sh)", args...)
+		testenv.Missing(t, "the real %s server: "+format+" (run scripts/test-servers.sh)", append([]any{"SFTP"}, args...)...)
 	}
-	url := testEnv("HOARD_TEST_SFTP_URL")
+	url := testenv.Get("HOARD_TEST_SFTP_URL")
 	if url == "" {
-		missing("HOARD_TEST_SFTP_URL is not set and %s is missing", envFile)
+		missing("HOARD_TEST_SFTP_URL is not set and %s is missing", testenv.ServersFile)
 	}
 	cfg, err := ParseConfig(strings.TrimSuffix(url, "/") + "/hoard-tests")
 	if err != nil {
 		t.Fatalf("HOARD_TEST_SFTP_URL: %v", err)
 	}
-	cfg.KeyFile = testEnv("HOARD_TEST_SFTP_KEY")
-	cfg.KnownHostsFile = testEnv("HOARD_TEST_SFTP_KNOWN_HOSTS")
+	cfg.KeyFile = testenv.Get("HOARD_TEST_SFTP_KEY")
+	cfg.KnownHostsFile = testenv.Get("HOARD_TEST_SFTP_KNOWN_HOSTS")
 	port := cfg.Port
 	if port == 0 {
 		port = DefaultPort
@@ -254,11 +229,11 @@ func TestSecretsNotShown(t *testing.T) {
 		t.Fatal("Opener of a closed port succeeded")
 	}
 	texts = append(texts, err.Error())
-	for _, text := range texts {
-		if strings.Contains(text, secret) {
-			t.Errorf("the password shows in %q", text)
-		}
+	all := map[string]string{}
+	for i, text := range texts {
+		all[fmt.Sprint("text ", i)] = text
 	}
+	backendtest.NoSecrets(t, all, secret)
 }
 
 func TestHostKey(t *testing.T) {
@@ -384,7 +359,7 @@ func TestAuth(t *testing.T) {
 // TestRealPassword logs in to the real server with its password.
 func TestRealPassword(t *testing.T) {
 	cfg := realServer(t)
-	cfg.KeyFile, cfg.Password = "", testEnv("HOARD_TEST_SFTP_PASSWORD")
+	cfg.KeyFile, cfg.Password = "", testenv.Get("HOARD_TEST_SFTP_PASSWORD")
 	if cfg.Password == "" {
 		t.Skip("no HOARD_TEST_SFTP_PASSWORD")
 	}
@@ -508,12 +483,9 @@ func TestDiskFull(t *testing.T) {
 	})
 	t.Run("OpenSSH", func(t *testing.T) {
 		cfg := realServer(t)
-		full := testEnv("HOARD_TEST_FULL_DIR")
+		full := testenv.Get("HOARD_TEST_FULL_DIR")
 		if full == "" {
-			if os.Getenv("CI") != "" {
-				t.Fatal("CI: no small file system on the real server (scripts/test-servers.sh could not mount one)")
-			}
-			t.Skip("no small file system on the real server (scripts/test-servers.sh could not mount one)")
+			testenv.Missing(t, "a small file system on the real server (scripts/test-servers.sh could not mount one)")
 		}
 		cfg.Path = path.Join(full, randomSuffix())
 		t.Cleanup(func() { removeAll(t, cfg) })
@@ -564,23 +536,28 @@ func TestNotCreated(t *testing.T) {
 		t.Run(srv.name, func(t *testing.T) {
 			b := open(t, srv.config(t))
 			defer func() { _ = b.Close() }()
-			ctx := context.Background()
-			for _, typ := range backends.FileTypes() {
-				err := b.List(ctx, typ, func(fi backends.FileInfo) error {
-					t.Errorf("List(%s) of a missing folder shows %v", typ, fi)
-					return nil
-				})
-				if err != nil {
-					t.Errorf("List(%s) of a missing folder: %v", typ, err)
-				}
-			}
-			err := b.Save(ctx, backends.Handle{Type: backends.KeyFile, Name: "k"}, backends.NewByteReader([]byte("k")))
-			if !errors.Is(err, backends.ErrPermanent) {
-				t.Errorf("Save into a missing repository = %v, want ErrPermanent", err)
-			}
-			if _, err := b.Stat(ctx, backends.Handle{Type: backends.ConfigFile}); !errors.Is(err, backends.ErrNotExist) {
-				t.Errorf("Stat of the config = %v, want ErrNotExist", err)
-			}
+			backendtest.NotCreated(t, b)
 		})
+	}
+}
+
+// TestApplyEnv checks the variables Opener reads and that fields already set
+// win over the environment's.
+func TestApplyEnv(t *testing.T) {
+	env := map[string]string{EnvKeyFile: "/k", EnvKnownHosts: "/kh", EnvPassword: "pw", EnvAgent: "/agent.sock"}
+	getenv := func(k string) string { return env[k] }
+	cfg := Config{Host: "h"}
+	if err := cfg.ApplyEnv(getenv); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.KeyFile != "/k" || cfg.KnownHostsFile != "/kh" || cfg.Password != "pw" || !cfg.UseAgent {
+		t.Errorf("ApplyEnv gave %#v (password %q, agent %v)", cfg, cfg.Password, cfg.UseAgent)
+	}
+	cfg = Config{Host: "h", KeyFile: "/mine"}
+	if err := cfg.ApplyEnv(func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.KeyFile != "/mine" || cfg.UseAgent {
+		t.Errorf("ApplyEnv with an empty environment gave key %q, agent %v", cfg.KeyFile, cfg.UseAgent)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hoard-backup/hoard/backends/dropbox/dropboxtest"
 	"github.com/hoard-backup/hoard/backends/s3/s3test"
+	"github.com/hoard-backup/hoard/internal/testenv"
 )
 
 // remoteEnv is an env whose repository is a URL, with a private metadata cache.
@@ -132,12 +133,9 @@ func TestE2EBackendDropbox(t *testing.T) {
 // where the servers must run.
 func testServers(t *testing.T) map[string]string {
 	t.Helper()
-	raw, err := os.ReadFile("/var/lib/hoard-test/env")
+	raw, err := os.ReadFile(testenv.ServersFile)
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI: the test servers are not set up (run scripts/test-servers.sh): %v", err)
-		}
-		t.Skipf("no test servers (run scripts/test-servers.sh): %v", err)
+		testenv.Missing(t, "the test servers (run scripts/test-servers.sh): %v", err)
 	}
 	vars := map[string]string{}
 	for _, line := range strings.Split(string(raw), "\n") {

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/hoard-backup/hoard/dump/dumptest"
+	"github.com/hoard-backup/hoard/internal/testenv"
 )
 
 // writeConfig writes a hoard.toml and points the env at it.
@@ -294,12 +295,7 @@ func TestE2EDBConfigErrors(t *testing.T) {
 // TestE2EDatabaseURL: with no config, DATABASE_URL is the database
 // "default".
 func TestE2EDatabaseURL(t *testing.T) {
-	if _, err := exec.LookPath("sqlite3"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI: sqlite3 not found")
-		}
-		t.Skip("no sqlite3")
-	}
+	testenv.NeedPrograms(t, "sqlite3")
 	e := newEnv(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "app.db")

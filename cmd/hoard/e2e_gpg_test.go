@@ -24,6 +24,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hoard-backup/hoard/internal/testenv"
 )
 
 // gpgHome is a temporary GNUPGHOME with its own gpg-agent.
@@ -34,14 +36,7 @@ type gpgHome struct {
 // gpgRequire skips the test when gpg is missing, unless CI is set.
 func gpgRequire(t *testing.T) {
 	t.Helper()
-	for _, prog := range []string{"gpg", "gpg-connect-agent", "gpgconf"} {
-		if _, err := exec.LookPath(prog); err != nil {
-			if os.Getenv("CI") == "" {
-				t.Skipf("%s not installed", prog)
-			}
-			t.Fatalf("%s not installed (required in CI)", prog)
-		}
-	}
+	testenv.NeedPrograms(t, "gpg", "gpg-connect-agent", "gpgconf")
 }
 
 func gpgNewHome(t *testing.T) *gpgHome {

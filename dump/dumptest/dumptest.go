@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hoard-backup/hoard/internal/testenv"
 )
 
 // Default server URLs.
@@ -30,11 +32,7 @@ const (
 
 func unavailable(t testing.TB, what string, err error, out []byte) {
 	t.Helper()
-	msg := what + " is not available: " + err.Error() + ": " + strings.TrimSpace(string(out))
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg + " (CI is set: run scripts/test-services.sh)")
-	}
-	t.Skip(msg)
+	testenv.Missing(t, "%s is not available: %v: %s (run scripts/test-services.sh)", what, err, strings.TrimSpace(string(out)))
 }
 
 // Postgres returns the URL of the test server's maintenance database,

@@ -18,16 +18,12 @@ import (
 
 	"github.com/hoard-backup/hoard/dump"
 	"github.com/hoard-backup/hoard/dump/sqlite"
+	"github.com/hoard-backup/hoard/internal/testenv"
 )
 
 func needSQLite(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("sqlite3"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("sqlite3 not found")
-		}
-		t.Skip("sqlite3 not found")
-	}
+	testenv.NeedPrograms(t, "sqlite3")
 }
 
 // run runs sqlite3 on db with SQL on standard input.

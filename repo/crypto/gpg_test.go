@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hoard-backup/hoard/internal/testenv"
 )
 
 // gpgTestHome is a temporary GNUPGHOME.
@@ -26,12 +28,7 @@ type gpgTestHome struct {
 
 func newGPGTestHome(t *testing.T) *gpgTestHome {
 	t.Helper()
-	if _, err := exec.LookPath("gpg"); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skip("gpg not installed")
-		}
-		t.Fatal("gpg not installed (required in CI)")
-	}
+	testenv.NeedPrograms(t, "gpg")
 	// A short path: gpg-agent's socket lives here.
 	dir, err := os.MkdirTemp("", "hoard-gpg-")
 	if err != nil {

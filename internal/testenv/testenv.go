@@ -1,0 +1,61 @@
+// Package testenv is what tests share about the machine they run on: the
+// rule that a missing server or tool skips a test on a developer's machine
+// but fails it in CI, and where the project's scripts say the test servers
+// are. It is imported by tests (and test helper packages) only.
+package testenv
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// ServersFile is where scripts/test-servers.sh writes how to reach the real
+// SFTP and FTP servers, one NAME=VALUE a line.
+const ServersFile = "/var/lib/hoard-test/env"
+
+// CI reports whether the tests run in CI (the CI variable is set), where
+// every server and tool the tests need must be there.
+func CI() bool { return os.Getenv("CI") != "" }
+
+// Missing ends t for want of a server or tool: it skips t, or fails it
+// when CI is set, with the message that format and args make.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if CI() {
+		t.Fatalf("CI: required: "+format, args...)
+	}
+	t.Skipf("skipped: "+format, args...)
+}
+
+// NeedPrograms ends t (see Missing) unless every program is on PATH.
+func NeedPrograms(t testing.TB, programs ...string) {
+	t.Helper()
+	for _, p := range programs {
+		if _, err := exec.LookPath(p); err != nil {
+			Missing(t, "%s is not installed", p)
+		}
+	}
+}
+
+// Get returns the test setting name (such as HOARD_TEST_SFTP_URL): the
+// environment variable of that name, or else its line in ServersFile, or "".
+func Get(name string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	f, err := os.Open(ServersFile)
+	if err != nil {
+		return ""
+	}
+	defer func() { _ = f.Close() }()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
