@@ -36,8 +36,10 @@ func (r *Repository) SetBaseSource(s BaseSource) { r.baseSource = s }
 // deltaPrefix is the compression byte and the base ID in front of a delta's frame.
 const deltaPrefix = 1 + 32
 
-// maxBaseCache bounds the plaintexts of bases kept in memory.
-const maxBaseCache = 64 << 20
+// maxBaseCache bounds the plaintexts of bases kept in memory. Deltas of
+// one version rarely share a base (each chunk has its own), so a few
+// suffice: the chunks a change split in two, read one after the other.
+const maxBaseCache = 8 << 20
 
 // baseCache keeps the plaintexts of recently used bases: the consecutive
 // deltas of a series share them, and a restore reads each once.
@@ -85,32 +87,44 @@ func (c *baseCache) put(bid id.ID, plain []byte) {
 
 // deltaCodecs are zstd encoders and decoders for deltas, one per worker:
 // each use sets its own dictionary, so they are not shared.
+// An encoder's window must hold the base and the new chunk; its memory
+// grows with the window, so small chunks (the dump profile's are at most
+// 1 MiB) use encoders with a small one.
 type deltaCodecs struct {
-	enc chan *zstd.Encoder
+	enc [2]chan *zstd.Encoder // small and large windows
 	dec chan *zstd.Decoder
 }
 
+// deltaWindows are the encoders' windows: small, and large enough for two
+// chunks of chunk.MaxSize.
+var deltaWindows = [2]int{2 << 20, 16 << 20}
+
 func newDeltaCodecs(n int) *deltaCodecs {
-	return &deltaCodecs{enc: make(chan *zstd.Encoder, n), dec: make(chan *zstd.Decoder, n)}
+	return &deltaCodecs{enc: [2]chan *zstd.Encoder{make(chan *zstd.Encoder, n), make(chan *zstd.Encoder, n)},
+		dec: make(chan *zstd.Decoder, n)}
 }
 
-func (c *deltaCodecs) encoder() *zstd.Encoder {
+func (c *deltaCodecs) encoder(size int) (*zstd.Encoder, int) {
+	k := 0
+	if size > deltaWindows[0] {
+		k = 1
+	}
 	select {
-	case e := <-c.enc:
-		return e
+	case e := <-c.enc[k]:
+		return e, k
 	default:
 	}
 	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderCRC(false), zstd.WithWindowSize(16<<20))
+		zstd.WithEncoderCRC(false), zstd.WithWindowSize(deltaWindows[k]))
 	if err != nil {
 		panic(err) // only on invalid options, which are constant here
 	}
-	return e
+	return e, k
 }
 
-func (c *deltaCodecs) putEncoder(e *zstd.Encoder) {
+func (c *deltaCodecs) putEncoder(e *zstd.Encoder, k int) {
 	select {
-	case c.enc <- e:
+	case c.enc[k] <- e:
 	default:
 	}
 }
@@ -139,8 +153,8 @@ func (c *deltaCodecs) putDecoder(d *zstd.Decoder) {
 // encodeDelta appends to dst the payload of plaintext as a delta against
 // base (whose ID is baseID).
 func (r *Repository) encodeDelta(dst []byte, baseID id.ID, base, plaintext []byte) []byte {
-	e := r.deltas.encoder()
-	defer r.deltas.putEncoder(e)
+	e, k := r.deltas.encoder(len(base) + len(plaintext))
+	defer r.deltas.putEncoder(e, k)
 	// ResetWithOptions only fails on invalid options; a base is at most
 	// chunk.MaxSize bytes.
 	_ = e.ResetWithOptions(nil, zstd.WithEncoderDictRaw(0, base))

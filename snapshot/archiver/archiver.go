@@ -21,7 +21,6 @@ import (
 	"github.com/hoard-backup/hoard/chunk"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
-	"github.com/hoard-backup/hoard/repo/pack"
 	"github.com/hoard-backup/hoard/snapshot"
 )
 
@@ -132,6 +131,8 @@ type chunkJob struct {
 	res  id.ID
 	// hashed: res was computed by the reader (see previous)
 	hashed bool
+	// base: the old chunk at this place, to store a delta against
+	base id.ID
 	f      *future
 }
 
@@ -187,7 +188,7 @@ func (a *Archiver) worker() error {
 			if !j.hashed {
 				j.res = a.r.BlobID(j.data)
 			}
-			res, err := a.r.SaveBlobWithID(a.ctx, pack.DataBlob, j.res, j.data)
+			res, err := a.r.SaveDataBlob(a.ctx, j.res, j.data, j.base)
 			a.bufs <- j.buf[:0]
 			j.buf, j.data = nil, nil
 			if err != nil {
@@ -232,8 +233,8 @@ func (a *Archiver) chunkReader(rd io.Reader, f *future, prev *previous) (uint64,
 			}
 			if len(data) == n && a.r.BlobID(data) == bid {
 				c.Take(n)
-				prev.matched()
 				size += uint64(n)
+				prev.matched(int64(size))
 				a.sum.bytesRead.Add(uint64(n))
 				a.sum.bytesMatched.Add(uint64(n))
 				f.jobs = append(f.jobs, &chunkJob{res: bid, f: f})
@@ -264,13 +265,15 @@ func (a *Archiver) chunkReader(rd io.Reader, f *future, prev *previous) (uint64,
 			a.bufs <- buf
 			return size, err
 		}
+		start := size
 		size += uint64(len(data))
 		a.sum.bytesRead.Add(uint64(len(data)))
 		j := &chunkJob{data: data, buf: data, f: f}
 		if prev != nil {
 			// Out of step: hash here, to find the way back.
 			j.res, j.hashed = a.r.BlobID(data), true
-			prev.cut(j.res)
+			j.base = prev.base(int64(start), len(data))
+			prev.cut(j.res, int64(size))
 		}
 		f.jobs = append(f.jobs, j)
 		f.pending.Add(1)
