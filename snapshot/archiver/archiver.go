@@ -133,7 +133,7 @@ type chunkJob struct {
 	hashed bool
 	// base: the old chunk at this place, to store a delta against
 	base id.ID
-	f      *future
+	f    *future
 }
 
 // future is a node whose content or subtree is still being saved.
