@@ -199,6 +199,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			initCommand(g), backupCommand(g), snapshotsCommand(g), lsCommand(g), restoreCommand(g),
 			dumpCommand(g), catCommand(g), checkCommand(g), unlockCommand(g), keyCommand(g),
 			dbCommand(g), runCommand(g), forgetCommand(g), pruneCommand(g), repairCommand(g), statsCommand(g), diffCommand(g),
+			migrateCommand(g),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

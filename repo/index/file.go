@@ -41,12 +41,7 @@ const blobRecordSize = 1 + 32 + 4 + 4 + 4
 
 // Encode returns the plaintext of f: HIX1, or HIX2 when a blob is a delta.
 func Encode(f *File) []byte {
-	v2 := false
-	for _, p := range f.Packs {
-		for i := range p.Blobs {
-			v2 = v2 || p.Blobs[i].IsDelta()
-		}
-	}
+	v2 := f.hasDelta()
 	n := 4 + 4 + 32*len(f.Supersedes) + 4
 	for _, p := range f.Packs {
 		n += 32 + 8 + 1 + 2 + len(p.WrappedKey) + 4 + blobRecordSize*len(p.Blobs)
@@ -219,5 +214,21 @@ func Decode(b []byte) (*File, error) {
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrInvalid, len(r.b))
 	}
+	if v2 && !f.hasDelta() {
+		// HIX2 is written only for files with a delta blob, so that an
+		// index file has one encoding.
+		return nil, fmt.Errorf("%w: %s without a delta blob", ErrInvalid, MagicDelta)
+	}
 	return f, nil
+}
+
+func (f *File) hasDelta() bool {
+	for _, p := range f.Packs {
+		for i := range p.Blobs {
+			if p.Blobs[i].IsDelta() {
+				return true
+			}
+		}
+	}
+	return false
 }

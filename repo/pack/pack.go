@@ -203,6 +203,11 @@ func DecodeHeader(b []byte) (Header, error) {
 	if len(rest) != 0 {
 		return h, fmt.Errorf("%w: %d trailing bytes", ErrInvalid, len(rest))
 	}
+	if v2 && !hasDelta(h.Entries) {
+		// Version 2 is written only for packs with a delta blob, so that
+		// a header has one encoding.
+		return h, fmt.Errorf("%w: header version 2 without a delta blob", ErrInvalid)
+	}
 	return h, nil
 }
 
