@@ -49,8 +49,9 @@ func MaxStoredSize(t pack.BlobType) int {
 // SaveResult tells what SaveBlob did.
 type SaveResult struct {
 	ID     id.ID
-	Known  bool // already stored (or being stored); nothing was added
-	Stored int  // bytes added to packs (sealed length)
+	Known  bool  // already stored (or being stored); nothing was added
+	Stored int   // bytes added to packs (sealed length)
+	Base   id.ID // the base, when stored as a delta blob
 }
 
 // BlobID returns the keyed ID of a plaintext.

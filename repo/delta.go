@@ -264,7 +264,11 @@ func (r *Repository) saveDelta(ctx context.Context, bid id.ID, plaintext []byte,
 			return r.saveBlob(ctx, pack.DataBlob, bid, plaintext, false)
 		}
 	}
-	return r.savePayload(ctx, pack.DataBlob, bid, bp, len(plaintext), base, false)
+	res, err := r.savePayload(ctx, pack.DataBlob, bid, bp, len(plaintext), base, false)
+	if err == nil && !res.Known {
+		res.Base = base
+	}
+	return res, err
 }
 
 // loadBase returns the plaintext of a full data blob that is the base of a

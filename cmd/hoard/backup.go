@@ -110,6 +110,7 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 			return err
 		}
 	}
+	ao.Bases = g.baseCache(r)
 	a := archiver.New(r, ao)
 	stopProgress := g.startProgress(backupProgress(a))
 	defer stopProgress()
@@ -128,6 +129,7 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 	if err != nil {
 		return err
 	}
+	g.trimBaseCache(ao.Bases)
 	return reportBackup(g, sn)
 }
 

@@ -82,10 +82,14 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 		names[i] = d.Name
 	}
 	ao.Parent = dbParent(sns, host, paths, names)
+	ao.Bases = g.baseCache(r)
 	a := archiver.New(r, ao)
 	stopProgress := g.startProgress(backupProgress(a))
 	sn, err := a.Backup(ctx, items, meta)
 	stopProgress()
+	if err == nil {
+		g.trimBaseCache(ao.Bases)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			// Interrupted: the dump tool was stopped, not failing.

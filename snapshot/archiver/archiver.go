@@ -36,6 +36,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time.
 	Now func() time.Time
+	// Bases, when set, keeps the full chunks of streams on this host, for
+	// deltas a key that cannot read the repository could not make; New
+	// makes it the repository's source of bases.
+	Bases *BaseCache
 	// Checkpoint, when set, is called at named points of the backup:
 	// "data" after the first data blob is stored, "index" before the index
 	// is written, "snapshot" before the snapshot is written. Crash tests use
@@ -121,6 +125,9 @@ func New(r *repo.Repository, o Options) *Archiver {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Bases != nil {
+		r.SetBaseSource(o.Bases)
+	}
 	return &Archiver{r: r, o: o, owners: ownerCache{users: map[uint32]string{}, groups: map[uint32]string{}}}
 }
 
@@ -143,6 +150,7 @@ type future struct {
 	jobs    []*chunkJob
 	pending atomic.Int64
 	skip    bool // could not be read; left out of its tree
+	stream  bool // a stream: its full chunks go to Options.Bases
 	once    sync.Once
 }
 
@@ -189,6 +197,9 @@ func (a *Archiver) worker() error {
 				j.res = a.r.BlobID(j.data)
 			}
 			res, err := a.r.SaveDataBlob(a.ctx, j.res, j.data, j.base)
+			if err == nil && a.o.Bases != nil && j.f.stream && !res.Known && res.Base.IsNull() {
+				a.o.Bases.Put(j.res, j.data)
+			}
 			a.bufs <- j.buf[:0]
 			j.buf, j.data = nil, nil
 			if err != nil {
@@ -233,6 +244,9 @@ func (a *Archiver) chunkReader(rd io.Reader, f *future, prev *previous) (uint64,
 			}
 			if len(data) == n && a.r.BlobID(data) == bid {
 				c.Take(n)
+				if a.o.Bases != nil && f.stream {
+					a.o.Bases.Has(bid) // still this place's base
+				}
 				size += uint64(n)
 				prev.matched(int64(size))
 				a.sum.bytesRead.Add(uint64(n))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/backends/mem"
@@ -281,5 +282,89 @@ func TestDeltaDamagedBase(t *testing.T) {
 	}
 	if _, bad := rep.BadBlobs[blob]; !bad || rep.OK() {
 		t.Fatalf("check without read-data after removing the base's pack: bad %v", rep.BadBlobs)
+	}
+}
+
+// TestDeltaWriteOnlyHost: a host with a write-only key stores deltas
+// across several days from its base cache, and full blobs without one; a
+// full key reads every day back. Trim keeps the cache bounded.
+func TestDeltaWriteOnlyHost(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, withCache := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cache=%v", withCache), func(t *testing.T) {
+			t.Parallel()
+			be := mem.New()
+			dump := chunk.DumpParams()
+			full, err := repo.Init(ctx, be, repo.InitOptions{Options: repo.Options{Passphrase: []byte(deltaPass)},
+				S2K: crypto.S2KIterated, Chunker: &dump})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keyFile, err := crypto.EncryptWithPassphrase(full.Keys().Secrets.WriteOnlyCopy(), []byte("writer"), crypto.S2KIterated)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := be.Save(ctx, backends.Handle{Type: backends.KeyFile, Name: id.Hash(keyFile).String()}, backends.NewByteReader(keyFile)); err != nil {
+				t.Fatal(err)
+			}
+			var cache *archiver.BaseCache
+			dir := t.TempDir()
+			if withCache {
+				if cache, err = archiver.OpenBaseCache(dir, 64<<20, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var sns []*snapshot.Snapshot
+			var parent *snapshot.Snapshot
+			for d := 1; d <= 4; d++ {
+				w, err := repo.Open(ctx, be, repo.Options{Passphrase: []byte("writer")})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := w.LoadIndex(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if w.CanRead() {
+					t.Fatal("the writer's key can read")
+				}
+				a := archiver.New(w, archiver.Options{Parent: parent, Bases: cache})
+				sn, err := a.BackupReader(ctx, bytes.NewReader(dumpDay(d)), "dump.sql", archiver.Meta{}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cache != nil {
+					if _, err := cache.Trim(time.Hour); err != nil {
+						t.Fatal(err)
+					}
+				}
+				sns = append(sns, sn)
+				parent = sn
+				t.Logf("day %d: %d bytes stored", d, sn.Summary.BytesStored)
+			}
+			r := openRepo(t, be)
+			for d, sn := range sns {
+				got, err := dumpContent(ctx, r, sn)
+				if err != nil || !bytes.Equal(got, dumpDay(d+1)) {
+					t.Fatalf("day %d: %v", d+1, err)
+				}
+				if n := len(deltas(t, r, sn)); d > 0 && (n > 0) != withCache {
+					t.Errorf("day %d: %d delta blobs with cache %v", d+1, n, withCache)
+				}
+				if d > 0 && withCache && sn.Summary.BytesStored*8 > sns[0].Summary.BytesStored {
+					t.Errorf("day %d: stored %d bytes, day 1 %d", d+1, sn.Summary.BytesStored, sns[0].Summary.BytesStored)
+				}
+			}
+			if cache != nil {
+				// Trimmed to nothing, the cache gives nothing: full blobs again.
+				small, err := archiver.OpenBaseCache(dir, 0, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if size, err := small.Trim(time.Hour); err != nil || size != 0 {
+					t.Fatalf("trim to 0: %d bytes left, %v", size, err)
+				}
+			}
+		})
 	}
 }

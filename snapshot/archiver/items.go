@@ -198,6 +198,7 @@ func (a *Archiver) saveStream(it *Item, name string, old *snapshot.Node) (*futur
 	}
 	f := newFuture()
 	f.pending.Store(1)
+	f.stream = true
 	ra := newReadAhead(countReader{rc, &a.sum.bytesIn}, 2<<20, 3)
 	size, err := a.chunkReader(ra, f, a.previousOf(old))
 	if err != nil {
