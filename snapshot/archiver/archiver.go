@@ -36,6 +36,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time.
 	Now func() time.Time
+	// ChunkProfile is the chunk size profile of items that name none.
+	ChunkProfile string
 	// Bases, when set, keeps the full chunks of streams on this host, for
 	// deltas a key that cannot read the repository could not make; New
 	// makes it the repository's source of bases.
@@ -74,8 +76,10 @@ type Archiver struct {
 	g    *errgroup.Group
 	ctx  context.Context
 
-	owners  ownerCache
-	chunker *chunk.Chunker // used by the one goroutine that reads
+	owners   ownerCache
+	chunkers map[chunk.Params]*chunk.Chunker // used by the one goroutine that reads
+	params   chunk.Params                    // of the item being read
+	profiles map[string]string               // recorded in the snapshot
 }
 
 type counters struct {
@@ -229,12 +233,19 @@ func (a *Archiver) checkpoint(point string) {
 // content of the same file or stream (see previous). A read error is
 // returned as is.
 func (a *Archiver) chunkReader(rd io.Reader, f *future, prev *previous) (uint64, error) {
-	if a.chunker == nil {
-		a.chunker = chunk.New(rd, a.r.Polynomial(), a.r.Config().Chunker)
-	} else {
-		a.chunker.Reset(rd)
+	if a.params == (chunk.Params{}) {
+		a.params = a.r.Config().Chunker
 	}
-	c := a.chunker
+	c := a.chunkers[a.params]
+	if c == nil {
+		c = chunk.New(rd, a.r.Polynomial(), a.params)
+		if a.chunkers == nil {
+			a.chunkers = map[chunk.Params]*chunk.Chunker{}
+		}
+		a.chunkers[a.params] = c
+	} else {
+		c.Reset(rd)
+	}
 	var size uint64
 	for {
 		if bid, n, ok := prev.expect(); ok {
@@ -336,7 +347,7 @@ func (a *Archiver) finish(ctx context.Context, root *future, meta Meta, started 
 		return nil, err
 	}
 	sn := &snapshot.Snapshot{Time: started, Host: meta.Host, Username: meta.Username, Tags: meta.Tags,
-		Paths: meta.Paths, Source: meta.Source, Tree: rootID, Program: meta.Program}
+		Paths: meta.Paths, Source: meta.Source, Tree: rootID, Program: meta.Program, ChunkProfiles: a.profiles}
 	if a.o.Parent != nil {
 		p := a.o.Parent.ID
 		sn.Parent = &p
