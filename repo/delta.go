@@ -39,7 +39,7 @@ const deltaPrefix = 1 + 32
 // maxBaseCache bounds the plaintexts of bases kept in memory. Deltas of
 // one version rarely share a base (each chunk has its own), so a few
 // suffice: the chunks a change split in two, read one after the other.
-const maxBaseCache = 8 << 20
+const maxBaseCache = 4 << 20
 
 // baseCache keeps the plaintexts of recently used bases: the consecutive
 // deltas of a series share them, and a restore reads each once.
