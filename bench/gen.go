@@ -4,6 +4,7 @@
 //
 //	go run bench/gen.go stream -mb 1024 -seed 1 -day1 day1.sql -day2 day2.sql
 //	go run bench/gen.go media -files 20000 -seed 2 -out media/
+//	go run bench/gen.go bench/series.go series -mb 300 -day 3 -out day3.sql
 //
 // stream writes an SQL-dump-like text (one INSERT per line, tables users,
 // posts and comments in dump order) of about -mb MiB, and a "day 2" version
@@ -31,7 +32,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: gen stream|media [flags]")
+		fmt.Fprintln(os.Stderr, "usage: gen stream|media|series [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -40,6 +41,8 @@ func main() {
 		err = stream(os.Args[2:])
 	case "media":
 		err = media(os.Args[2:])
+	case "series":
+		err = series(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}

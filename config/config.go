@@ -23,6 +23,8 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/hoard-backup/hoard/chunk"
 )
 
 // DefaultFile is the config file looked for in the working directory.
@@ -113,6 +115,9 @@ type Database struct {
 	Physical bool
 	// BaseBackupCommand is pg_basebackup; empty means from PATH.
 	BaseBackupCommand string
+	// ChunkProfile is the chunk size profile of the dump ("dump" or
+	// "large"); empty: what the last snapshot used, else the repository's.
+	ChunkProfile string
 	// Line is where the database's table starts in the file.
 	Line int
 }
@@ -122,7 +127,10 @@ type Media struct {
 	Name     string
 	Paths    []string // absolute
 	Excludes []string
-	Line     int
+	// ChunkProfile is the chunk size profile of the tree ("dump" or
+	// "large"); empty: what the last snapshot used, else "large".
+	ChunkProfile string
+	Line         int
 }
 
 // Retention says which snapshots to keep. It is read and checked here and
@@ -213,11 +221,13 @@ type rawDB struct {
 	TempDir         string    `toml:"temp_dir"`
 	Physical        bool      `toml:"physical"`
 	BaseBackupCmd   string    `toml:"basebackup_command"`
+	ChunkProfile    string    `toml:"chunk_profile"`
 }
 
 type rawMedia struct {
-	Paths    []string `toml:"paths"`
-	Excludes []string `toml:"excludes"`
+	Paths        []string `toml:"paths"`
+	Excludes     []string `toml:"excludes"`
+	ChunkProfile string   `toml:"chunk_profile"`
 }
 
 // engineName normalizes an engine's name.
@@ -293,7 +303,10 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 		d := &Database{Name: name, Engine: engine, Path: abs(rd.Path), DumpCommand: rd.DumpCommand,
 			RestoreCommand: rd.RestoreCommand, RestoreArgs: rd.RestoreArgs, ClientCommand: rd.ClientCommand,
-			TempDir: abs(rd.TempDir), Physical: rd.Physical, BaseBackupCommand: rd.BaseBackupCmd, Line: lines.find(key)}
+			TempDir: abs(rd.TempDir), Physical: rd.Physical, BaseBackupCommand: rd.BaseBackupCmd, ChunkProfile: rd.ChunkProfile, Line: lines.find(key)}
+		if err := checkProfile(rd.ChunkProfile); err != nil {
+			return nil, fail(key+".chunk_profile", "%v", err)
+		}
 		if rd.DumpArgs != nil {
 			d.DumpArgs = append([]string{}, (*rd.DumpArgs)...)
 		}
@@ -349,7 +362,10 @@ func Parse(file string, data []byte) (*Config, error) {
 		if rm == nil || len(rm.Paths) == 0 {
 			return nil, fail(key, "needs paths")
 		}
-		m := &Media{Name: name, Excludes: rm.Excludes, Line: lines.find(key)}
+		m := &Media{Name: name, Excludes: rm.Excludes, ChunkProfile: rm.ChunkProfile, Line: lines.find(key)}
+		if err := checkProfile(rm.ChunkProfile); err != nil {
+			return nil, fail(key+".chunk_profile", "%v", err)
+		}
 		for _, p := range rm.Paths {
 			if p == "" {
 				return nil, fail(key+".paths", "empty path")
@@ -556,4 +572,13 @@ func keyLines(data []byte) lineMap {
 		}
 	}
 	return m
+}
+
+// checkProfile accepts an empty profile name or one chunk.Profile knows.
+func checkProfile(name string) error {
+	if name == "" {
+		return nil
+	}
+	_, err := chunk.Profile(name)
+	return err
 }

@@ -33,7 +33,11 @@ func sampleHeaders(tb testing.TB) []pack.Header {
 		}
 		return out
 	}
+	deltas := entries(pack.DataBlob, 4)
+	deltas[1].Base = fixedID("base")
+	deltas[3].Base = fixedID("a")
 	return []pack.Header{
+		{Kind: pack.DataBlob, WrappedKey: wrapped, Entries: deltas},
 		{Kind: pack.DataBlob, WrappedKey: wrapped, Entries: []pack.Entry{}},
 		{Kind: pack.DataBlob, WrappedKey: wrapped, Entries: entries(pack.DataBlob, 3)},
 		{Kind: pack.TreeBlob, WrappedKey: fixedKey("tree pack"), Entries: entries(pack.TreeBlob, 1)},
@@ -86,7 +90,16 @@ func FuzzPackHeader(f *testing.F) {
 			return
 		}
 		checkHeader(t, h)
-		if want := 8 + len(h.WrappedKey) + len(h.Entries)*pack.EntrySize; want != len(data) {
+		want := 8 + len(h.WrappedKey) + len(h.Entries)*pack.EntrySize
+		if data[0] == 2 {
+			want += len(h.Entries)
+			for _, e := range h.Entries {
+				if e.IsDelta() {
+					want += 32
+				}
+			}
+		}
+		if want != len(data) {
 			t.Fatalf("accepted %d bytes for a header of %d", len(data), want)
 		}
 		enc := pack.EncodeHeader(h)

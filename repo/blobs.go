@@ -50,8 +50,9 @@ func MaxStoredSize(t pack.BlobType) int {
 // SaveResult tells what SaveBlob did.
 type SaveResult struct {
 	ID     id.ID
-	Known  bool // already stored (or being stored); nothing was added
-	Stored int  // bytes added to packs (sealed length)
+	Known  bool  // already stored (or being stored); nothing was added
+	Stored int   // bytes added to packs (sealed length)
+	Base   id.ID // the base, when stored as a delta blob
 }
 
 // BlobID returns the keyed ID of a plaintext.
@@ -94,14 +95,33 @@ func (r *Repository) saveBlob(ctx context.Context, t pack.BlobType, bid id.ID, p
 	}
 	r.saving[key] = struct{}{}
 	r.mu.Unlock()
+	return r.savePayload(ctx, t, bid, r.compress(plaintext), len(plaintext), id.ID{}, true)
+}
 
-	payload := r.compress(plaintext)
+// savePayload adds a blob's payload (which it puts back into r.payloads)
+// to a pack. base is the base of a delta blob. claimed says that the
+// caller has marked the blob as being saved; otherwise savePayload does,
+// and returns Known if another saver was first.
+func (r *Repository) savePayload(ctx context.Context, t pack.BlobType, bid id.ID, payload *[]byte, rawLength int, base id.ID, claimed bool) (SaveResult, error) {
+	res := SaveResult{ID: bid}
+	if !claimed {
+		key := blobKey{t, bid}
+		r.mu.Lock()
+		if _, ok := r.saving[key]; ok {
+			r.mu.Unlock()
+			r.payloads.put(payload)
+			res.Known = true
+			return res, nil
+		}
+		r.saving[key] = struct{}{}
+		r.mu.Unlock()
+	}
 	pool := r.packers[t]
 	w, err := r.takePacker(t)
 	if err != nil {
 		return res, err
 	}
-	if w.Count() > 0 && !w.Fits(len(*payload)) {
+	if w.Count() > 0 && !w.FitsWithBase(len(*payload), !base.IsNull()) {
 		// Store the pack as it is rather than grow its buffer: the copy
 		// would hold two packs' worth of memory for a moment. Only a large
 		// blob arriving late in a pack does this.
@@ -113,7 +133,7 @@ func (r *Repository) saveBlob(ctx context.Context, t pack.BlobType, bid id.ID, p
 		}
 	}
 	before := w.Size()
-	w.Add(bid, *payload, len(plaintext))
+	w.AddWithBase(bid, *payload, rawLength, base)
 	r.payloads.put(payload)
 	res.Stored = w.Size() - before
 	limit := r.cfg.PackSize
@@ -407,7 +427,7 @@ func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, bid id.ID, b
 	}
 	var firstErr error
 	for _, loc := range locs {
-		out, err := r.loadFrom(ctx, bid, loc, buf)
+		out, err := r.loadFromDepth(ctx, bid, loc, buf, 0)
 		if err == nil {
 			return out, nil
 		}
@@ -479,7 +499,9 @@ func (r *Repository) PackKey(p index.PackRef) (*crypto.AEAD, error) {
 	return crypto.NewAEAD(key)
 }
 
-func (r *Repository) loadFrom(ctx context.Context, bid id.ID, loc index.Location, buf []byte) ([]byte, error) {
+// loadFromDepth loads one copy of a blob. depth 1 means the blob is read
+// as a delta's base, which must be a full blob.
+func (r *Repository) loadFromDepth(ctx context.Context, bid id.ID, loc index.Location, buf []byte, depth int) ([]byte, error) {
 	berr := func(err error) error { return &BlobError{Type: loc.Type, ID: bid, Pack: loc.Pack.ID, Err: err} }
 	a, err := r.PackKey(loc.Pack)
 	if err != nil {
@@ -522,7 +544,7 @@ func (r *Repository) loadFrom(ctx context.Context, bid id.ID, loc index.Location
 	if len(stored) != int(loc.Length) {
 		return nil, berr(fmt.Errorf("%w: read %d of %d bytes", ErrInvalidData, len(stored), loc.Length))
 	}
-	out, err := r.OpenBlob(a, loc.Type, bid, stored, loc.RawLength, buf)
+	out, err := r.openBlob(ctx, a, pack.Entry{Type: loc.Type, ID: bid, RawLength: loc.RawLength, Base: loc.Base}, stored, buf, depth, true)
 	var be *BlobError
 	if errors.As(err, &be) && be.Pack.IsNull() {
 		be.Pack = loc.Pack.ID
@@ -531,8 +553,34 @@ func (r *Repository) loadFrom(ctx context.Context, bid id.ID, loc index.Location
 }
 
 // OpenBlob decrypts, decompresses and verifies one stored blob. It
-// decrypts in place: stored is overwritten.
+// decrypts in place: stored is overwritten. A delta blob's base is loaded
+// through the index (and kept for the next deltas that need it); OpenBlob
+// does that without a deadline, OpenEntry with the caller's context.
 func (r *Repository) OpenBlob(a *crypto.AEAD, t pack.BlobType, bid id.ID, stored []byte, rawLength uint32, buf []byte) ([]byte, error) {
+	return r.openBlob(context.Background(), a, pack.Entry{Type: t, ID: bid, RawLength: rawLength}, stored, buf, 0, false)
+}
+
+// OpenEntry is OpenBlob for the blob a pack header or the index describes
+// as e: a delta blob must name the base that e names.
+func (r *Repository) OpenEntry(ctx context.Context, a *crypto.AEAD, e pack.Entry, stored []byte, buf []byte) ([]byte, error) {
+	return r.openBlob(ctx, a, e, stored, buf, 0, true)
+}
+
+// OpenPayload opens a stored blob and returns its payload (compression
+// byte and body) without decoding it: prune moves delta blobs as they are.
+func (r *Repository) OpenPayload(a *crypto.AEAD, e pack.Entry, stored []byte) ([]byte, error) {
+	payload, err := pack.OpenBlob(nil, a, e.ID, stored)
+	if err != nil {
+		return nil, &BlobError{Type: e.Type, ID: e.ID, Err: fmt.Errorf("%w: %v", ErrInvalidData, err)}
+	}
+	return payload, nil
+}
+
+// openBlob is OpenBlob. depth 1 refuses a delta (a base must be full);
+// checkBase says that e.Base is what the index names, which a delta's
+// payload must match.
+func (r *Repository) openBlob(ctx context.Context, a *crypto.AEAD, e pack.Entry, stored []byte, buf []byte, depth int, checkBase bool) ([]byte, error) {
+	t, bid, rawLength := e.Type, e.ID, e.RawLength
 	berr := func(err error) error { return &BlobError{Type: t, ID: bid, Err: err} }
 	var payload []byte
 	var err error
@@ -558,6 +606,31 @@ func (r *Repository) OpenBlob(a *crypto.AEAD, t pack.BlobType, bid id.ID, stored
 		out, err = r.zdec.DecodeAll(payload[1:], buf[:0])
 		if err != nil {
 			return nil, berr(fmt.Errorf("%w: decompress: %v", ErrInvalidData, err))
+		}
+	case pack.CompressionDelta:
+		if t != pack.DataBlob || depth > 0 || r.cfg.Version < 2 || len(payload) < deltaPrefix {
+			return nil, berr(fmt.Errorf("%w: a delta blob where none may be", ErrInvalidData))
+		}
+		if int64(rawLength) > int64(MaxRawSize(t)) {
+			return nil, berr(fmt.Errorf("%w: raw length %d", ErrInvalidData, rawLength))
+		}
+		var base id.ID
+		copy(base[:], payload[1:deltaPrefix])
+		if base == bid || checkBase && base != e.Base {
+			return nil, berr(fmt.Errorf("%w: delta names base %s, index %s", ErrInvalidData, base.Str(), e.Base.Str()))
+		}
+		// The payload lives in stored's memory, which a base's load
+		// (through another buffer) leaves alone.
+		basePlain, err := r.loadBase(ctx, base)
+		if err != nil {
+			if errors.Is(err, ErrWriteOnly) {
+				return nil, err
+			}
+			return nil, berr(fmt.Errorf("%w: base %s: %w", ErrInvalidData, base.Str(), err))
+		}
+		out, err = r.decodeDelta(payload[deltaPrefix:], basePlain, rawLength, buf)
+		if err != nil {
+			return nil, berr(fmt.Errorf("%w: decompress delta: %v", ErrInvalidData, err))
 		}
 	default:
 		return nil, berr(fmt.Errorf("%w: compression %d", ErrInvalidData, payload[0]))

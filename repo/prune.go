@@ -1,10 +1,12 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 
@@ -70,10 +72,22 @@ func (r *Repository) PlanPrune(ctx context.Context, used BlobSet, o PruneOptions
 	}
 	entries := map[id.ID][]pack.Entry{}
 	refs := map[id.ID]index.PackRef{}
+	var bases []BlobHandle
 	r.idx.Each(func(p index.PackRef, e pack.Entry) {
 		entries[p.ID] = append(entries[p.ID], e)
 		refs[p.ID] = p
+		if _, ok := used[BlobHandle{e.Type, e.ID}]; ok && e.IsDelta() {
+			bases = append(bases, BlobHandle{pack.DataBlob, e.Base})
+		}
 	})
+	// The base of a used delta blob (of any of its copies) is used too;
+	// bases are full blobs, so one step is all (docs/FORMAT.md, 14.7).
+	if len(bases) > 0 {
+		used = maps.Clone(used)
+		for _, h := range bases {
+			used[h] = struct{}{}
+		}
+	}
 	for _, p := range r.idx.Packs() {
 		refs[p.ID] = p // packs without blobs too
 	}
@@ -302,19 +316,37 @@ func (r *Repository) repack(ctx context.Context, plan *PrunePlan) error {
 		}
 		for _, e := range es {
 			stored := data[e.Offset : e.Offset+e.Length]
-			plain, err := r.OpenBlob(a, e.Type, e.ID, stored, e.RawLength, buf)
-			if err != nil {
-				var be *BlobError
-				if errors.As(err, &be) {
-					be.Pack = p.ID
+			var payload []byte
+			if e.IsDelta() {
+				// A delta moves as it is, naming the same base; it is
+				// checked by resolving it first.
+				if payload, err = r.OpenPayload(a, e, bytes.Clone(stored)); err != nil {
+					return fmt.Errorf("repo: repack: %w", withPack(err, p.ID))
 				}
-				return fmt.Errorf("repo: repack: %w", err)
+			}
+			plain, err := r.OpenEntry(ctx, a, e, stored, buf)
+			if err != nil {
+				return fmt.Errorf("repo: repack: %w", withPack(err, p.ID))
 			}
 			buf = plain
-			if _, err := r.saveBlob(ctx, e.Type, e.ID, plain, true); err != nil {
+			if e.IsDelta() {
+				_, err = r.savePayload(ctx, e.Type, e.ID, &payload, int(e.RawLength), e.Base, false)
+			} else {
+				_, err = r.saveBlob(ctx, e.Type, e.ID, plain, true)
+			}
+			if err != nil {
 				return err
 			}
 		}
 	}
 	return r.Flush(ctx)
+}
+
+// withPack names pack pid in a *BlobError that does not name one.
+func withPack(err error, pid id.ID) error {
+	var be *BlobError
+	if errors.As(err, &be) && be.Pack.IsNull() {
+		be.Pack = pid
+	}
+	return err
 }

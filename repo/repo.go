@@ -27,8 +27,13 @@ import (
 	"github.com/hoard-backup/hoard/repo/pack"
 )
 
-// FormatVersion is the repository format this code writes and reads.
-const FormatVersion = 1
+// FormatVersion is the repository format this code writes (docs/FORMAT.md):
+// version 2 adds delta blobs. Version 1 repositories are read too, and
+// written without deltas until Upgrade.
+const FormatVersion = 2
+
+// MinFormatVersion is the oldest repository format this code reads.
+const MinFormatVersion = 1
 
 // Sentinel errors; callers test them with errors.Is.
 var (
@@ -124,6 +129,9 @@ type InitOptions struct {
 	PackSize int
 	// Host and Username are recorded in the key file.
 	Host, Username string
+	// Version is the format version to create; 0 means FormatVersion.
+	// Only tests of old repositories set it.
+	Version int
 }
 
 // Repository is an open repository. Safe for concurrent use.
@@ -153,6 +161,10 @@ type Repository struct {
 
 	packBufs   bufList   // pack buffers of stored packs
 	storedBufs sync.Pool // *[]byte: stored blobs being loaded
+
+	deltas     *deltaCodecs
+	bases      *baseCache
+	baseSource BaseSource // the host's own copies of bases (write-only hosts)
 
 	mu        sync.Mutex
 	saving    map[blobKey]struct{} // blobs in packers or uploaded but not yet in an index file
@@ -227,7 +239,14 @@ func Init(ctx context.Context, be backends.Backend, o InitOptions) (*Repository,
 	if err != nil {
 		return nil, err
 	}
-	oc := outerConfig{Hoard: "repository", Version: FormatVersion, ID: repoID,
+	version := FormatVersion
+	if o.Version != 0 {
+		if o.Version < MinFormatVersion || o.Version > FormatVersion {
+			return nil, fmt.Errorf("%w: version %d", ErrVersion, o.Version)
+		}
+		version = o.Version
+	}
+	oc := outerConfig{Hoard: "repository", Version: version, ID: repoID,
 		Body:        base64.StdEncoding.EncodeToString(keys.Meta.Seal(nil, plain, []byte(crypto.LabelConfig))),
 		Fingerprint: keys.Fingerprint()}
 	sig, err := keys.Sign(crypto.ConfigStatement(oc.ID, oc.Version, oc.Fingerprint, oc.Body), now)
@@ -264,7 +283,7 @@ func Init(ctx context.Context, be backends.Backend, o InitOptions) (*Repository,
 	}
 	r := newRepository(be, keys, keyName, o.Options)
 	r.configSigned = true
-	r.cfg = Config{Version: FormatVersion, ID: repoID, Created: now, Chunker: body.Chunker, Compression: body.Compression, PackSize: body.PackSize}
+	r.cfg = Config{Version: version, ID: repoID, Created: now, Chunker: body.Chunker, Compression: body.Compression, PackSize: body.PackSize}
 	return r, nil
 }
 
@@ -287,7 +306,8 @@ func newRepository(be backends.Backend, keys *crypto.Keys, keyName string, o Opt
 		workers: o.Workers, zenc: enc, zdec: dec, saving: map[blobKey]struct{}{}, indexed: map[id.ID]struct{}{},
 		indexFiles: map[id.ID][]id.ID{}, missing: map[id.ID]bool{},
 		uploadSem: make(chan struct{}, max(o.Uploads, 1)),
-		payloads:  newBufList(max(o.Workers, 1)), packBufs: newBufList(max(o.Workers, 1) + max(o.Uploads, 1))}
+		payloads:  newBufList(max(o.Workers, 1)), packBufs: newBufList(max(o.Workers, 1) + max(o.Uploads, 1)),
+		deltas: newDeltaCodecs(max(o.Workers, 1)), bases: newBaseCache()}
 	r.packers[pack.DataBlob] = &packerPool{}
 	r.packers[pack.TreeBlob] = &packerPool{}
 	return r
@@ -369,8 +389,8 @@ func DecodeOuterConfig(raw []byte) (*outerConfig, error) {
 	if err := json.Unmarshal(raw, &oc); err != nil || oc.Hoard != "repository" {
 		return nil, fmt.Errorf("%w: config is not a hoard repository config", ErrInvalidData)
 	}
-	if oc.Version != FormatVersion {
-		return nil, fmt.Errorf("%w: version %d (this hoard reads version %d)", ErrVersion, oc.Version, FormatVersion)
+	if oc.Version < MinFormatVersion || oc.Version > FormatVersion {
+		return nil, fmt.Errorf("%w: version %d (this hoard reads versions %d to %d)", ErrVersion, oc.Version, MinFormatVersion, FormatVersion)
 	}
 	if _, err := id.Parse(oc.ID); err != nil {
 		return nil, fmt.Errorf("%w: config id %q", ErrInvalidData, oc.ID)
@@ -617,3 +637,38 @@ func (e *BlobError) Error() string {
 
 // Unwrap returns the cause.
 func (e *BlobError) Unwrap() error { return e.Err }
+
+// ErrNoAtomicReplace means the backend cannot replace the config file
+// atomically, so Upgrade refuses to rewrite it.
+var ErrNoAtomicReplace = errors.New("repo: the backend cannot replace a file atomically")
+
+// Upgrade rewrites the config of an older repository with FormatVersion
+// (docs/FORMAT.md, section 14.5) and reports whether it did. Only the
+// version changes: the body, and every other file, stay as they are. The
+// caller holds an exclusive lock. Older hoard versions refuse the
+// repository afterwards.
+func (r *Repository) Upgrade(ctx context.Context) (bool, error) {
+	if r.cfg.Version >= FormatVersion {
+		return false, nil
+	}
+	if !r.be.Properties().HasAtomicReplace {
+		return false, fmt.Errorf("%w: %s; the config is left at version %d", ErrNoAtomicReplace, r.be.Location(), r.cfg.Version)
+	}
+	oc, err := readOuterConfig(ctx, r.be)
+	if err != nil {
+		return false, err
+	}
+	if oc.ID != r.cfg.ID {
+		return false, fmt.Errorf("%w: the config changed while open", ErrInvalidData)
+	}
+	oc.Version = FormatVersion
+	outer, err := json.MarshalIndent(oc, "", "  ")
+	if err != nil {
+		return false, err
+	}
+	if err := r.be.Save(ctx, backends.Handle{Type: backends.ConfigFile}, backends.NewByteReader(outer)); err != nil {
+		return false, fmt.Errorf("repo: save config: %w", err)
+	}
+	r.cfg.Version = FormatVersion
+	return true, nil
+}

@@ -120,7 +120,7 @@ func TestOpenRefuses(t *testing.T) {
 	}{
 		{"wrong passphrase", nil, "wrong", repo.ErrWrongPassword},
 		{"empty passphrase", nil, "", repo.ErrWrongPassword},
-		{"version 2", config(func(m map[string]any) { m["version"] = 2 }), passphrase, repo.ErrVersion},
+		{"version 3", config(func(m map[string]any) { m["version"] = 3 }), passphrase, repo.ErrVersion},
 		{"version 0", config(func(m map[string]any) { m["version"] = 0 }), passphrase, repo.ErrVersion},
 		{"not a hoard config", config(func(m map[string]any) { m["hoard"] = "restic" }), passphrase, repo.ErrInvalidData},
 		{"bad repository ID", config(func(m map[string]any) { m["id"] = "xyz" }), passphrase, repo.ErrInvalidData},

@@ -163,6 +163,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 			badBlobs[e.ID] = packFile(pr.ID)
 		})
 	}
+	rep.Problems = append(rep.Problems, dependants(idx, badBlobs)...)
 
 	sns, sprobs, err := List(ctx, r)
 	if err != nil {
@@ -362,8 +363,13 @@ func checkPack(ctx context.Context, r *repo.Repository, p index.PackRef, entries
 	var badBlobs []id.ID
 	for _, e := range entries {
 		if err == nil && uint64(e.Offset)+uint64(e.Length) <= uint64(len(data)) {
-			if _, oerr := r.OpenBlob(a, e.Type, e.ID, data[e.Offset:e.Offset+e.Length], e.RawLength, nil); oerr == nil {
+			// A delta blob is resolved: its base is loaded through the index.
+			_, oerr := r.OpenEntry(ctx, a, e, data[e.Offset:e.Offset+e.Length], nil)
+			if oerr == nil {
 				continue
+			}
+			if e.IsDelta() && errors.Is(oerr, repo.ErrInvalidData) {
+				problem(oerr)
 			}
 		}
 		badBlobs = append(badBlobs, e.ID)
@@ -390,4 +396,45 @@ func sameEntries(a, b []pack.Entry) bool {
 		}
 	}
 	return true
+}
+
+// dependants marks as bad every delta blob whose base is bad or in no
+// index (when no other copy of it is whole), and returns a problem for
+// each base no index names (docs/FORMAT.md, 14.7). Bases are full blobs,
+// so one pass finds them all.
+func dependants(idx *index.Index, bad map[id.ID]string) []CheckProblem {
+	var probs []CheckProblem
+	type dep struct{ blob, base id.ID }
+	var deps []dep
+	idx.Each(func(_ index.PackRef, e pack.Entry) {
+		if e.IsDelta() {
+			deps = append(deps, dep{e.ID, e.Base})
+		}
+	})
+	missing := map[id.ID]bool{}
+	for _, d := range deps {
+		if _, done := bad[d.blob]; done {
+			continue
+		}
+		where, isBad := bad[d.base]
+		if !isBad && !idx.Has(pack.DataBlob, d.base) {
+			isBad, where = true, "no pack"
+			if !missing[d.base] {
+				missing[d.base] = true
+				probs = append(probs, CheckProblem{File: "data blob " + d.base.String(),
+					Err: fmt.Errorf("%w: the base of delta blob %s is missing", repo.ErrInvalidData, d.blob.Str())})
+			}
+		}
+		if !isBad {
+			continue
+		}
+		whole := false
+		for _, loc := range idx.Lookup(pack.DataBlob, d.blob) {
+			whole = whole || loc.Base != d.base
+		}
+		if !whole {
+			bad[d.blob] = "base " + d.base.Str() + " in " + where
+		}
+	}
+	return probs
 }

@@ -104,6 +104,11 @@ type Snapshot struct {
 	Parent   *id.ID    `json:"parent,omitempty"`
 	Summary  *Summary  `json:"summary,omitempty"`
 	Program  string    `json:"program,omitempty"`
+	// ChunkProfiles names the chunk size profile ("dump" or "large") each
+	// item was cut with, by its path in the snapshot ("dump.sql",
+	// "media/uploads/uploads"), so that the next backup of the item cuts
+	// it the same way.
+	ChunkProfiles map[string]string `json:"chunk_profiles,omitempty"`
 
 	// Original is the snapshot this one was rewritten from (hoard tag).
 	Original *id.ID `json:"original,omitempty"`

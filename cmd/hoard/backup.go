@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hoard-backup/hoard/chunk"
 	"github.com/hoard-backup/hoard/dump"
 	"github.com/hoard-backup/hoard/snapshot"
 	"github.com/hoard-backup/hoard/snapshot/archiver"
@@ -29,6 +30,7 @@ type backupOptions struct {
 	fromCommand   bool
 	force         bool
 	parent        string
+	chunkProfile  string
 }
 
 func backupCommand(g *globals) *cli.Command {
@@ -49,6 +51,8 @@ func backupCommand(g *globals) *cli.Command {
 				Usage: "run the command after -- and back up its output; no snapshot unless it exits 0"},
 			&cli.BoolFlag{Name: "force", Destination: &o.force, Usage: "read every file and search every chunk, ignoring the parent snapshot"},
 			&cli.StringFlag{Name: "parent", Destination: &o.parent, Usage: "use this snapshot as parent instead of the latest"},
+			&cli.StringFlag{Name: "chunk-profile", Destination: &o.chunkProfile,
+				Usage: "chunk sizes: dump (~128 KiB) or large (~1 MiB); default: what the parent snapshot used, else large for paths and the repository's for streams"},
 		},
 		Action: func(c *cli.Context) error { return runBackup(c.Context, g, o, c.Args().Slice()) },
 	}
@@ -68,6 +72,11 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 	if err := archiver.ValidatePatterns(o.excludes.Value()); err != nil {
 		return usageError{err.Error()}
 	}
+	if o.chunkProfile != "" {
+		if _, err := chunk.Profile(o.chunkProfile); err != nil {
+			return usageError{err.Error()}
+		}
+	}
 	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true})
 	if err != nil {
 		return err
@@ -80,7 +89,8 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 	if u, err := user.Current(); err == nil {
 		meta.Username = u.Username
 	}
-	ao := archiver.Options{Excludes: o.excludes.Value(), Logger: g.log, Checkpoint: stallAt(g, os.Getenv("HOARD_TEST_STALL_AT"))}
+	ao := archiver.Options{Excludes: o.excludes.Value(), Logger: g.log, Checkpoint: stallAt(g, os.Getenv("HOARD_TEST_STALL_AT")),
+		ChunkProfile: o.chunkProfile}
 	var sn *snapshot.Snapshot
 	var abs []string
 	if !o.stdin && !o.fromCommand {
@@ -110,6 +120,7 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 			return err
 		}
 	}
+	ao.Bases = g.baseCache(r)
 	a := archiver.New(r, ao)
 	stopProgress := g.startProgress(backupProgress(a))
 	defer stopProgress()
@@ -129,6 +140,7 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 	if err != nil {
 		return err
 	}
+	g.trimBaseCache(ao.Bases)
 	return reportBackup(g, sn)
 }
 

@@ -28,7 +28,7 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 			return nil, err
 		}
 		file := dumpFileName(d.Name, eng.Format())
-		items = append(items, archiver.Item{Name: file, Open: func(ctx context.Context) (io.ReadCloser, error) {
+		items = append(items, archiver.Item{Name: file, ChunkProfile: d.ChunkProfile, Open: func(ctx context.Context) (io.ReadCloser, error) {
 			rc, info, err := eng.Backup(ctx)
 			if err != nil {
 				return nil, err
@@ -42,7 +42,8 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 	var paths []string
 	for _, m := range media {
 		for _, p := range m.Paths {
-			items = append(items, archiver.Item{Name: "media/" + m.Name + "/" + rootNameOf(p), Path: p, Excludes: m.Excludes})
+			items = append(items, archiver.Item{Name: "media/" + m.Name + "/" + rootNameOf(p), Path: p, Excludes: m.Excludes,
+				ChunkProfile: m.ChunkProfile})
 			paths = append(paths, p)
 		}
 	}
@@ -85,10 +86,14 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 		sns = ownFirst(r, sns)
 	}
 	ao.Parent = dbParent(sns, host, paths, names)
+	ao.Bases = g.baseCache(r)
 	a := archiver.New(r, ao)
 	stopProgress := g.startProgress(backupProgress(a))
 	sn, err := a.Backup(ctx, items, meta)
 	stopProgress()
+	if err == nil {
+		g.trimBaseCache(ao.Bases)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			// Interrupted: the dump tool was stopped, not failing.

@@ -210,7 +210,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			initCommand(g), backupCommand(g), snapshotsCommand(g), lsCommand(g), restoreCommand(g),
 			dumpCommand(g), catCommand(g), checkCommand(g), unlockCommand(g), keyCommand(g),
 			dbCommand(g), walCommand(g), runCommand(g), forgetCommand(g), pruneCommand(g), repairCommand(g), statsCommand(g), diffCommand(g),
-			findCommand(g), tagCommand(g), copyCommand(g), scheduleCommand(g), mountCommand(g),
+			findCommand(g), tagCommand(g), copyCommand(g), scheduleCommand(g), mountCommand(g), migrateCommand(g),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

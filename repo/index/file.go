@@ -15,8 +15,12 @@ import (
 // ErrInvalid marks bytes that are not a well-formed index file.
 var ErrInvalid = errors.New("index: invalid data")
 
-// Magic starts every index plaintext.
+// Magic starts every index plaintext without delta blobs.
 const Magic = "HIX1"
+
+// MagicDelta starts an index plaintext whose blob records carry a flags
+// byte and, for delta blobs, the base's ID (repository version 2).
+const MagicDelta = "HIX2"
 
 // Pack is one pack as an index file lists it.
 type Pack struct {
@@ -35,14 +39,22 @@ type File struct {
 
 const blobRecordSize = 1 + 32 + 4 + 4 + 4
 
-// Encode returns the plaintext of f.
+// Encode returns the plaintext of f: HIX1, or HIX2 when a blob is a delta.
 func Encode(f *File) []byte {
+	v2 := f.hasDelta()
 	n := 4 + 4 + 32*len(f.Supersedes) + 4
 	for _, p := range f.Packs {
 		n += 32 + 8 + 1 + 2 + len(p.WrappedKey) + 4 + blobRecordSize*len(p.Blobs)
+		if v2 {
+			n += len(p.Blobs)
+		}
 	}
 	b := make([]byte, 0, n)
-	b = append(b, Magic...)
+	if v2 {
+		b = append(b, MagicDelta...)
+	} else {
+		b = append(b, Magic...)
+	}
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(f.Supersedes)))
 	for _, s := range f.Supersedes {
 		b = append(b, s[:]...)
@@ -61,6 +73,14 @@ func Encode(f *File) []byte {
 			b = binary.LittleEndian.AppendUint32(b, e.Offset)
 			b = binary.LittleEndian.AppendUint32(b, e.Length)
 			b = binary.LittleEndian.AppendUint32(b, e.RawLength)
+			if v2 {
+				if e.IsDelta() {
+					b = append(b, pack.FlagDelta)
+					b = append(b, e.Base[:]...)
+				} else {
+					b = append(b, 0)
+				}
+			}
 		}
 	}
 	return b
@@ -107,8 +127,14 @@ func (r *reader) count(minSize int) int {
 // Decode parses an index plaintext.
 func Decode(b []byte) (*File, error) {
 	r := &reader{b: b}
-	if m := r.take(4); r.err == nil && string(m) != Magic {
+	m := r.take(4)
+	if r.err == nil && string(m) != Magic && string(m) != MagicDelta {
 		return nil, fmt.Errorf("%w: bad magic", ErrInvalid)
+	}
+	v2 := string(m) == MagicDelta
+	recSize := blobRecordSize
+	if v2 {
+		recSize++
 	}
 	f := &File{}
 	ns := r.count(32)
@@ -139,7 +165,7 @@ func Decode(b []byte) (*File, error) {
 			kl = int(binary.LittleEndian.Uint16(k))
 		}
 		p.WrappedKey = append([]byte(nil), r.take(kl)...)
-		nb := r.count(blobRecordSize)
+		nb := r.count(recSize)
 		if nb > 0 {
 			p.Blobs = make([]pack.Entry, nb)
 		}
@@ -160,6 +186,26 @@ func Decode(b []byte) (*File, error) {
 			if uint64(e.Offset)+uint64(e.Length) > p.Size {
 				return nil, fmt.Errorf("%w: blob %s beyond the end of pack %s", ErrInvalid, e.ID.Str(), p.ID.Str())
 			}
+			if v2 {
+				flags := r.take(1)
+				if flags == nil {
+					break
+				}
+				switch flags[0] {
+				case 0:
+				case pack.FlagDelta:
+					base := r.take(32)
+					if base == nil {
+						break
+					}
+					copy(e.Base[:], base)
+					if e.Type != pack.DataBlob || e.Base.IsNull() || e.Base == e.ID {
+						return nil, fmt.Errorf("%w: %s blob %s with base %s", ErrInvalid, e.Type, e.ID.Str(), e.Base.Str())
+					}
+				default:
+					return nil, fmt.Errorf("%w: blob flags %d", ErrInvalid, flags[0])
+				}
+			}
 		}
 	}
 	if r.err != nil {
@@ -168,5 +214,21 @@ func Decode(b []byte) (*File, error) {
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrInvalid, len(r.b))
 	}
+	if v2 && !f.hasDelta() {
+		// HIX2 is written only for files with a delta blob, so that an
+		// index file has one encoding.
+		return nil, fmt.Errorf("%w: %s without a delta blob", ErrInvalid, MagicDelta)
+	}
 	return f, nil
+}
+
+func (f *File) hasDelta() bool {
+	for _, p := range f.Packs {
+		for i := range p.Blobs {
+			if p.Blobs[i].IsDelta() {
+				return true
+			}
+		}
+	}
+	return false
 }

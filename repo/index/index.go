@@ -20,6 +20,7 @@ type entry struct {
 	offset uint32
 	length uint32
 	raw    uint32
+	base   uint32 // 1 + position in Index.bases of a delta blob's base; 0 for a full blob
 	typ    pack.BlobType
 }
 
@@ -38,6 +39,7 @@ type Location struct {
 	Offset    uint32
 	Length    uint32
 	RawLength uint32
+	Base      id.ID // the base of a delta blob; null for a full blob
 }
 
 // Index maps blob IDs to locations. It keeps its entries in a few sorted
@@ -54,6 +56,9 @@ type Index struct {
 	// may repeat ones in other runs, so the next pushRun merges every run
 	// into one and drops the repeats.
 	dup bool
+	// bases holds the base IDs of delta blobs, which entries name by
+	// position: full blobs, the most, pay 4 bytes for them, not 32.
+	bases []id.ID
 }
 
 // New returns an empty index.
@@ -126,7 +131,12 @@ func (x *Index) addPackLocked(p Pack, run []entry) []entry {
 		x.packPos[p.ID] = pos
 	}
 	for _, b := range p.Blobs {
-		run = append(run, entry{id: b.ID, pack: pos, offset: b.Offset, length: b.Length, raw: b.RawLength, typ: b.Type})
+		e := entry{id: b.ID, pack: pos, offset: b.Offset, length: b.Length, raw: b.RawLength, typ: b.Type}
+		if b.IsDelta() {
+			x.bases = append(x.bases, b.Base)
+			e.base = uint32(len(x.bases))
+		}
+		run = append(run, e)
 	}
 	return run
 }
@@ -223,7 +233,7 @@ func (x *Index) Lookup(t pack.BlobType, bid id.ID) []Location {
 		i, ok := find(s, t, bid)
 		for ok && i < len(s) && s[i].id == bid && s[i].typ == t {
 			e := s[i]
-			out = append(out, Location{Pack: x.packs[e.pack], Type: e.typ, Offset: e.offset, Length: e.length, RawLength: e.raw})
+			out = append(out, Location{Pack: x.packs[e.pack], Type: e.typ, Offset: e.offset, Length: e.length, RawLength: e.raw, Base: x.baseOf(e)})
 			i++
 		}
 	}
@@ -295,7 +305,15 @@ func (x *Index) Each(fn func(p PackRef, e pack.Entry)) {
 	defer x.mu.RUnlock()
 	for _, s := range x.runs {
 		for _, e := range s {
-			fn(x.packs[e.pack], pack.Entry{Type: e.typ, ID: e.id, Offset: e.offset, Length: e.length, RawLength: e.raw})
+			fn(x.packs[e.pack], pack.Entry{Type: e.typ, ID: e.id, Offset: e.offset, Length: e.length, RawLength: e.raw, Base: x.baseOf(e)})
 		}
 	}
+}
+
+// baseOf returns the base of e, null for a full blob.
+func (x *Index) baseOf(e entry) id.ID {
+	if e.base == 0 {
+		return id.ID{}
+	}
+	return x.bases[e.base-1]
 }

@@ -26,8 +26,16 @@ const Magic = "HPK1"
 // TrailerSize is the size of header_length plus the magic.
 const TrailerSize = 8
 
-// EntrySize is the encoded size of one header entry.
+// EntrySize is the encoded size of one header entry (version 1).
 const EntrySize = 1 + 4 + 4 + 32
+
+// DeltaEntrySize is the largest encoded size of a version 2 entry: a
+// flags byte and a base ID follow the version 1 fields.
+const DeltaEntrySize = EntrySize + 1 + 32
+
+// FlagDelta marks an entry of a version 2 header or index as a delta blob
+// whose base ID follows.
+const FlagDelta byte = 1
 
 // MaxHeaderSize bounds a sealed header (about 400,000 blobs); larger is refused.
 const MaxHeaderSize = 16 << 20
@@ -58,6 +66,10 @@ func (t BlobType) Valid() bool { return t == DataBlob || t == TreeBlob }
 const (
 	CompressionNone byte = 0
 	CompressionZstd byte = 1
+	// CompressionDelta is a delta blob (repository version 2): the body is
+	// the base blob's ID and a zstd frame decoded with the base's
+	// plaintext as raw dictionary (docs/FORMAT.md, section 14).
+	CompressionDelta byte = 2
 )
 
 // Entry describes one blob in a pack.
@@ -67,6 +79,20 @@ type Entry struct {
 	Offset    uint32
 	Length    uint32 // stored length
 	RawLength uint32 // plaintext length
+	Base      id.ID  // the base of a delta blob; null for a full blob
+}
+
+// IsDelta reports whether the entry is a delta blob.
+func (e *Entry) IsDelta() bool { return !e.Base.IsNull() }
+
+// hasDelta reports whether any entry is a delta blob.
+func hasDelta(es []Entry) bool {
+	for i := range es {
+		if es[i].IsDelta() {
+			return true
+		}
+	}
+	return false
 }
 
 // Header is the decoded header of a pack.
@@ -76,10 +102,17 @@ type Header struct {
 	Entries    []Entry
 }
 
-// EncodeHeader returns the plaintext header.
+// EncodeHeader returns the plaintext header: version 1, or version 2 when
+// an entry is a delta blob.
 func EncodeHeader(h Header) []byte {
-	b := make([]byte, 0, 8+len(h.WrappedKey)+len(h.Entries)*EntrySize)
-	b = append(b, 1, byte(h.Kind))
+	v2 := hasDelta(h.Entries)
+	size := EntrySize
+	version := byte(1)
+	if v2 {
+		size, version = DeltaEntrySize, 2
+	}
+	b := make([]byte, 0, 8+len(h.WrappedKey)+len(h.Entries)*size)
+	b = append(b, version, byte(h.Kind))
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(h.WrappedKey)))
 	b = append(b, h.WrappedKey...)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(h.Entries)))
@@ -88,6 +121,14 @@ func EncodeHeader(h Header) []byte {
 		b = binary.LittleEndian.AppendUint32(b, e.Length)
 		b = binary.LittleEndian.AppendUint32(b, e.RawLength)
 		b = append(b, e.ID[:]...)
+		if v2 {
+			if e.IsDelta() {
+				b = append(b, FlagDelta)
+				b = append(b, e.Base[:]...)
+			} else {
+				b = append(b, 0)
+			}
+		}
 	}
 	return b
 }
@@ -99,9 +140,10 @@ func DecodeHeader(b []byte) (Header, error) {
 	if len(b) < 8 {
 		return h, fmt.Errorf("%w: header of %d bytes", ErrInvalid, len(b))
 	}
-	if b[0] != 1 {
+	if b[0] != 1 && b[0] != 2 {
 		return h, fmt.Errorf("%w: header version %d", ErrInvalid, b[0])
 	}
+	v2 := b[0] == 2
 	h.Kind = BlobType(b[1])
 	if !h.Kind.Valid() {
 		return h, fmt.Errorf("%w: pack kind %d", ErrInvalid, b[1])
@@ -114,7 +156,7 @@ func DecodeHeader(b []byte) (Header, error) {
 	rest := b[4+kl:]
 	n := binary.LittleEndian.Uint32(rest)
 	rest = rest[4:]
-	if uint64(n)*EntrySize != uint64(len(rest)) {
+	if !v2 && uint64(n)*EntrySize != uint64(len(rest)) || v2 && uint64(n)*(EntrySize+1) > uint64(len(rest)) {
 		return h, fmt.Errorf("%w: %d entries in %d bytes", ErrInvalid, n, len(rest))
 	}
 	h.Entries = make([]Entry, n)
@@ -137,6 +179,34 @@ func DecodeHeader(b []byte) (Header, error) {
 		e.Offset = uint32(off)
 		off += uint64(e.Length)
 		rest = rest[EntrySize:]
+		if v2 {
+			if len(rest) < 1 {
+				return h, fmt.Errorf("%w: truncated entry", ErrInvalid)
+			}
+			switch rest[0] {
+			case 0:
+				rest = rest[1:]
+			case FlagDelta:
+				if len(rest) < 33 || h.Kind != DataBlob {
+					return h, fmt.Errorf("%w: delta entry %s", ErrInvalid, e.ID.Str())
+				}
+				copy(e.Base[:], rest[1:33])
+				if e.Base.IsNull() || e.Base == e.ID {
+					return h, fmt.Errorf("%w: delta blob %s with base %s", ErrInvalid, e.ID.Str(), e.Base.Str())
+				}
+				rest = rest[33:]
+			default:
+				return h, fmt.Errorf("%w: entry flags %d", ErrInvalid, rest[0])
+			}
+		}
+	}
+	if len(rest) != 0 {
+		return h, fmt.Errorf("%w: %d trailing bytes", ErrInvalid, len(rest))
+	}
+	if v2 && !hasDelta(h.Entries) {
+		// Version 2 is written only for packs with a delta blob, so that
+		// a header has one encoding.
+		return h, fmt.Errorf("%w: header version 2 without a delta blob", ErrInvalid)
 	}
 	return h, nil
 }
@@ -214,6 +284,7 @@ type Writer struct {
 	wrappedKey []byte
 	buf        []byte
 	entries    []Entry
+	deltas     int // entries that are delta blobs
 }
 
 // NewWriter starts a pack sealed under packKey, whose wrapped form goes into
@@ -229,10 +300,19 @@ func NewWriter(kind BlobType, packKey, wrappedKey []byte, buf []byte) (*Writer, 
 
 // Add seals payload as blob blobID and appends it.
 func (w *Writer) Add(blobID id.ID, payload []byte, rawLength int) {
+	w.AddWithBase(blobID, payload, rawLength, id.ID{})
+}
+
+// AddWithBase is Add for a blob that may be a delta: base is the base of a
+// delta blob (its payload starts with CompressionDelta), null otherwise.
+func (w *Writer) AddWithBase(blobID id.ID, payload []byte, rawLength int, base id.ID) {
 	off := len(w.buf)
+	if !base.IsNull() {
+		w.deltas++
+	}
 	w.buf = SealBlob(w.buf, w.key, blobID, payload)
 	w.entries = append(w.entries, Entry{Type: w.Kind, ID: blobID, Offset: uint32(off),
-		Length: uint32(len(w.buf) - off), RawLength: uint32(rawLength)})
+		Length: uint32(len(w.buf) - off), RawLength: uint32(rawLength), Base: base})
 }
 
 // Size is the number of bytes of blobs so far.
@@ -241,8 +321,19 @@ func (w *Writer) Size() int { return len(w.buf) }
 // Fits reports whether a blob whose payload is n bytes can be added, and
 // the pack finished, without growing the buffer the Writer was given (a
 // copy of the whole pack into one twice its size).
-func (w *Writer) Fits(n int) bool {
-	header := 8 + len(w.wrappedKey) + (len(w.entries)+1)*EntrySize + 2*crypto.Overhead + TrailerSize
+func (w *Writer) Fits(n int) bool { return w.FitsWithBase(n, false) }
+
+// FitsWithBase is Fits for a blob that is a delta when delta is set.
+func (w *Writer) FitsWithBase(n int, delta bool) bool {
+	entries, deltas := len(w.entries)+1, w.deltas
+	if delta {
+		deltas++
+	}
+	header := 8 + len(w.wrappedKey) + entries*EntrySize
+	if deltas > 0 {
+		header += entries + 32*deltas
+	}
+	header += 2*crypto.Overhead + TrailerSize
 	return len(w.buf)+n+crypto.Overhead+header <= cap(w.buf)
 }
 

@@ -22,7 +22,6 @@ import (
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/id"
-	"github.com/hoard-backup/hoard/repo/pack"
 	"github.com/hoard-backup/hoard/snapshot"
 )
 
@@ -43,6 +42,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time.
 	Now func() time.Time
+	// ChunkProfile is the chunk size profile of items that name none.
+	ChunkProfile string
+	// Bases, when set, keeps the full chunks of streams on this host, for
+	// deltas a key that cannot read the repository could not make; New
+	// makes it the repository's source of bases.
+	Bases *BaseCache
 	// Checkpoint, when set, is called at named points of the backup:
 	// "data" after the first data blob is stored, "index" before the index
 	// is written, "snapshot" before the snapshot is written. Crash tests use
@@ -77,8 +82,10 @@ type Archiver struct {
 	g    *errgroup.Group
 	ctx  context.Context
 
-	owners  ownerCache
-	chunker *chunk.Chunker // used by the one goroutine that reads
+	owners   ownerCache
+	chunkers map[chunk.Params]*chunk.Chunker // used by the one goroutine that reads
+	params   chunk.Params                    // of the item being read
+	profiles map[string]string               // recorded in the snapshot
 
 	// wrapFile, when set, wraps the reader of each file: package tests use
 	// it to change a file while it is being read.
@@ -135,6 +142,9 @@ func New(r *repo.Repository, o Options) *Archiver {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Bases != nil {
+		r.SetBaseSource(o.Bases)
+	}
 	a := &Archiver{r: r, o: o, owners: ownerCache{users: map[uint32]string{}, groups: map[uint32]string{}}}
 	a.parentTrusted = o.Parent != nil && snapshot.Verify(r, o.Parent) == crypto.TrustThisKey
 	return a
@@ -147,7 +157,9 @@ type chunkJob struct {
 	res  id.ID
 	// hashed: res was computed by the reader (see previous)
 	hashed bool
-	f      *future
+	// base: the old chunk at this place, to store a delta against
+	base id.ID
+	f    *future
 }
 
 // future is a node whose content or subtree is still being saved.
@@ -157,6 +169,7 @@ type future struct {
 	jobs    []*chunkJob
 	pending atomic.Int64
 	skip    bool // could not be read; left out of its tree
+	stream  bool // a stream: its full chunks go to Options.Bases
 	once    sync.Once
 }
 
@@ -202,7 +215,10 @@ func (a *Archiver) worker() error {
 			if !j.hashed {
 				j.res = a.r.BlobID(j.data)
 			}
-			res, err := a.r.SaveBlobWithID(a.ctx, pack.DataBlob, j.res, j.data)
+			res, err := a.r.SaveDataBlob(a.ctx, j.res, j.data, j.base)
+			if err == nil && a.o.Bases != nil && j.f.stream && !res.Known && res.Base.IsNull() {
+				a.o.Bases.Put(j.res, j.data)
+			}
 			a.bufs <- j.buf[:0]
 			j.buf, j.data = nil, nil
 			if err != nil {
@@ -232,12 +248,19 @@ func (a *Archiver) checkpoint(point string) {
 // content of the same file or stream (see previous). A read error is
 // returned as is.
 func (a *Archiver) chunkReader(rd io.Reader, f *future, prev *previous) (uint64, error) {
-	if a.chunker == nil {
-		a.chunker = chunk.New(rd, a.r.Polynomial(), a.r.Config().Chunker)
-	} else {
-		a.chunker.Reset(rd)
+	if a.params == (chunk.Params{}) {
+		a.params = a.r.Config().Chunker
 	}
-	c := a.chunker
+	c := a.chunkers[a.params]
+	if c == nil {
+		c = chunk.New(rd, a.r.Polynomial(), a.params)
+		if a.chunkers == nil {
+			a.chunkers = map[chunk.Params]*chunk.Chunker{}
+		}
+		a.chunkers[a.params] = c
+	} else {
+		c.Reset(rd)
+	}
 	var size uint64
 	for {
 		if bid, n, ok := prev.expect(); ok {
@@ -247,8 +270,11 @@ func (a *Archiver) chunkReader(rd io.Reader, f *future, prev *previous) (uint64,
 			}
 			if len(data) == n && a.r.BlobID(data) == bid {
 				c.Take(n)
-				prev.matched()
+				if a.o.Bases != nil && f.stream {
+					a.o.Bases.Has(bid) // still this place's base
+				}
 				size += uint64(n)
+				prev.matched(int64(size))
 				a.sum.bytesRead.Add(uint64(n))
 				a.sum.bytesMatched.Add(uint64(n))
 				f.jobs = append(f.jobs, &chunkJob{res: bid, f: f})
@@ -279,13 +305,15 @@ func (a *Archiver) chunkReader(rd io.Reader, f *future, prev *previous) (uint64,
 			a.bufs <- buf
 			return size, err
 		}
+		start := size
 		size += uint64(len(data))
 		a.sum.bytesRead.Add(uint64(len(data)))
 		j := &chunkJob{data: data, buf: data, f: f}
 		if prev != nil {
 			// Out of step: hash here, to find the way back.
 			j.res, j.hashed = a.r.BlobID(data), true
-			prev.cut(j.res)
+			j.base = prev.base(int64(start), len(data))
+			prev.cut(j.res, int64(size))
 		}
 		f.jobs = append(f.jobs, j)
 		f.pending.Add(1)
@@ -334,7 +362,7 @@ func (a *Archiver) finish(ctx context.Context, root *future, meta Meta, started 
 		return nil, err
 	}
 	sn := &snapshot.Snapshot{Time: started, Host: meta.Host, Username: meta.Username, Tags: meta.Tags,
-		Paths: meta.Paths, Source: meta.Source, Tree: rootID, Program: meta.Program}
+		Paths: meta.Paths, Source: meta.Source, Tree: rootID, Program: meta.Program, ChunkProfiles: a.profiles}
 	if a.o.Parent != nil {
 		p := a.o.Parent.ID
 		sn.Parent = &p

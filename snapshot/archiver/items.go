@@ -30,6 +30,10 @@ type Item struct {
 	// end and closed; an error from Open, Read or Close (a dump tool that
 	// failed) fails the backup and leaves no snapshot.
 	Open func(ctx context.Context) (io.ReadCloser, error)
+	// ChunkProfile names the chunk size profile ("dump" or "large"); empty
+	// means Options.ChunkProfile, else the one the parent snapshot
+	// recorded for the item, else the default (see chunkProfile).
+	ChunkProfile string
 }
 
 // vdir is a directory of the snapshot made for items' names.
@@ -169,6 +173,9 @@ func (a *Archiver) saveVdir(d *vdir, prefix string, parent *snapshot.Tree, start
 			continue
 		}
 		it := d.items[name]
+		if err := a.useProfile(it, prefix+name, old != nil); err != nil {
+			return nil, err
+		}
 		var (
 			f   *future
 			err error
@@ -198,6 +205,7 @@ func (a *Archiver) saveStream(it *Item, name string, old *snapshot.Node) (*futur
 	}
 	f := newFuture()
 	f.pending.Store(1)
+	f.stream = true
 	ra := newReadAhead(countReader{rc, &a.sum.bytesIn}, 2<<20, 3)
 	size, err := a.chunkReader(ra, f, a.previousOf(old))
 	if err != nil {

@@ -1,6 +1,8 @@
 package archiver
 
 import (
+	"slices"
+
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
 	"github.com/hoard-backup/hoard/repo/pack"
@@ -23,13 +25,22 @@ type previous struct {
 	next int           // index in ids of the chunk expected next; -1 out of step
 	at   map[id.ID]int // first index of each ID, made when first out of step
 	lost int           // chunks cut out of step since the last one recognised
+
+	// Where the old and the new content were last known to be in step:
+	// old chunk syncIdx ended where the new content is at syncNew. A new
+	// chunk out of step is placed in the old content by that shift (see
+	// base).
+	syncIdx int
+	syncNew int64
+	offs    []int64 // start of each old chunk, and the end; made when first needed
+	noOffs  bool    // an old chunk's length is unknown: no bases
 }
 
 func newPrevious(r *repo.Repository, ids []id.ID) *previous {
 	if len(ids) < 2 {
 		return nil // the last old chunk is never expected (below)
 	}
-	return &previous{r: r, ids: ids}
+	return &previous{r: r, ids: ids, syncIdx: -1}
 }
 
 // expect returns the ID and length of the chunk expected next, if any. The
@@ -47,15 +58,19 @@ func (p *previous) expect() (id.ID, int, bool) {
 	return bid, int(locs[0].RawLength), true
 }
 
-// matched says that the expected chunk was found.
-func (p *previous) matched() { p.next, p.lost = p.next+1, 0 }
+// matched says that the expected chunk was found, ending at newEnd of the
+// new content.
+func (p *previous) matched(newEnd int64) {
+	p.syncIdx, p.syncNew = p.next, newEnd
+	p.next, p.lost = p.next+1, 0
+}
 
 // missed says that the bytes were not the expected chunk.
 func (p *previous) missed() { p.next = -1 }
 
-// cut reports a chunk cut out of step; if the old content had it, the
-// chunk after it is expected next.
-func (p *previous) cut(bid id.ID) {
+// cut reports a chunk cut out of step, ending at newEnd of the new
+// content; if the old content had it, the chunk after it is expected next.
+func (p *previous) cut(bid id.ID, newEnd int64) {
 	if p.at == nil {
 		p.at = make(map[id.ID]int, len(p.ids))
 		for i := len(p.ids) - 1; i >= 0; i-- {
@@ -64,6 +79,7 @@ func (p *previous) cut(bid id.ID) {
 	}
 	if i, ok := p.at[bid]; ok {
 		p.next, p.lost = i+1, 0
+		p.syncIdx, p.syncNew = i, newEnd
 	} else {
 		p.lost++
 	}
@@ -85,4 +101,38 @@ func (a *Archiver) previousOf(old *snapshot.Node) *previous {
 		return nil
 	}
 	return newPrevious(a.r, old.Content)
+}
+
+// base returns the old chunk that stood where the new chunk [start,
+// start+n) of the new content stands: the one holding its middle, once the
+// new content is shifted by how much it had grown or shrunk where the two
+// were last in step. A changed chunk is stored as a delta against it (repo
+// SaveDataBlob). Null when the old content's layout is unknown.
+func (p *previous) base(start int64, n int) id.ID {
+	if p == nil || p.noOffs {
+		return id.ID{}
+	}
+	if p.offs == nil {
+		offs := make([]int64, len(p.ids)+1)
+		for i, bid := range p.ids {
+			locs := p.r.Index().Lookup(pack.DataBlob, bid)
+			if len(locs) == 0 {
+				p.noOffs = true
+				return id.ID{}
+			}
+			offs[i+1] = offs[i] + int64(locs[0].RawLength)
+		}
+		p.offs = offs
+	}
+	shift := p.syncNew - p.offs[p.syncIdx+1]
+	mid := start + int64(n)/2 - shift
+	if mid < 0 || mid >= p.offs[len(p.ids)] {
+		return id.ID{}
+	}
+	// The last start at or before mid.
+	i, found := slices.BinarySearch(p.offs, mid)
+	if !found {
+		i--
+	}
+	return p.ids[i]
 }
