@@ -120,7 +120,9 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string)
 	if err != nil {
 		return err
 	}
-	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: !o.dryRun, exclusive: true, read: o.prune})
+	// Forgetting needs no content, and prune with a write-only key only
+	// deletes unused packs: any key will do.
+	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: !o.dryRun, exclusive: true})
 	if err != nil {
 		return err
 	}

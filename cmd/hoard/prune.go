@@ -30,7 +30,9 @@ func pruneCommand(g *globals) *cli.Command {
 			if err != nil {
 				return err
 			}
-			ctx, r, done, err := g.openRepo(c.Context, openOptions{lock: !dryRun, exclusive: true, read: true})
+			// A write-only key may prune too: it deletes the packs no
+			// snapshot uses and repacks nothing (pruneRepo).
+			ctx, r, done, err := g.openRepo(c.Context, openOptions{lock: !dryRun, exclusive: true})
 			if err != nil {
 				return err
 			}
@@ -63,6 +65,9 @@ type pruneResult struct {
 	BytesFreed        uint64 `json:"bytes_freed"`
 	PacksWritten      int    `json:"packs_written"`
 	IndexFilesRemoved int    `json:"index_files_removed"`
+	// WriteOnly: the key cannot read content, so packs that are only
+	// partly unused were left for a prune with a full key.
+	WriteOnly bool `json:"write_only,omitempty"`
 
 	blocker string // the lock that kept unindexed packs
 }
@@ -101,6 +106,12 @@ func pruneRepo(ctx context.Context, r *repo.Repository, maxUnused float64, dryRu
 			blocker = fmt.Sprintf("pid %d on %s since %s", l.PID, l.Host, l.Time.Format("2006-01-02 15:04:05"))
 		}
 	}
+	if !r.CanRead() {
+		// Repacking opens data blobs, which needs the data secret key.
+		// A write-only key deletes whole packs that no kept snapshot uses
+		// and leaves every pack with a used blob as it is.
+		maxUnused = 1
+	}
 	plan, st, err := snapshot.Prune(ctx, r, repo.PruneOptions{MaxUnused: maxUnused}, removeUnindexed, dryRun)
 	if err != nil {
 		return nil, err
@@ -110,7 +121,7 @@ func pruneRepo(ctx context.Context, r *repo.Repository, maxUnused float64, dryRu
 		freed += plan.UnindexedBytes
 	}
 	return &pruneResult{dryRun, plan.UsedBlobs, plan.UnusedBlobs, plan.Keep, len(plan.Delete), len(plan.Repack), len(plan.Unindexed),
-		removeUnindexed && !dryRun, plan.CopyBlobs, plan.CopyBytes, freed, st.PacksWritten, st.IndexFilesRemoved, blocker}, nil
+		removeUnindexed && !dryRun, plan.CopyBlobs, plan.CopyBytes, freed, st.PacksWritten, st.IndexFilesRemoved, !r.CanRead(), blocker}, nil
 }
 
 // printPrune prints a pruneResult for people.
@@ -127,4 +138,7 @@ func printPrune(g *globals, res *pruneResult) {
 		fmt.Fprintf(w, "packs not in any index are kept: another process may still index them (lock of %s); if it is gone, run hoard unlock and prune again\n", res.blocker)
 	}
 	fmt.Fprintf(w, "%s %s\n", verb, formatBytes(res.BytesFreed))
+	if res.WriteOnly {
+		fmt.Fprintln(w, "write-only key: only packs no kept snapshot uses were deleted; repacking packs that are partly unused needs a full key (run hoard prune with one)")
+	}
 }
