@@ -31,6 +31,11 @@ const (
 // holds data, and Target.Force is not set.
 var ErrNotEmpty = errors.New("dump: the target database is not empty (use --force to replace it)")
 
+// ErrSource marks a database that cannot be read before any dump tool
+// runs (an SQLite file that is missing or not a regular file). Like a
+// failed dump tool (ToolError), it is a failed source: no snapshot is made.
+var ErrSource = errors.New("dump: the database cannot be read")
+
 // Engine is one database: its dump and its restore.
 type Engine interface {
 	// Format names the format Backup writes: "custom", "tar", "sql" or
