@@ -267,7 +267,8 @@ func unlockKeyFile(ctx context.Context, be backends.Backend, u crypto.Unlocker, 
 		return nil, err
 	}
 	sec, err := u.Unlock(ctx, raw)
-	if err != nil && !crypto.IsNotForUnlocker(err) && !errors.Is(err, crypto.ErrWrongKeyPassphrase) && ctx.Err() == nil {
+	if err != nil && !crypto.IsNotForUnlocker(err) && !errors.Is(err, crypto.ErrWrongKeyPassphrase) &&
+		!errors.Is(err, crypto.ErrGPGKeyUnusable) && ctx.Err() == nil {
 		err = fmt.Errorf("repo: key file keys/%s: %w", name, err)
 	}
 	return sec, err
@@ -355,13 +356,20 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 	u := o.unlocker()
 	var keys *crypto.Keys
 	var keyName string
-	var lastErr error
+	var lastErr, unusable error
 	for _, name := range names {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		sec, err := unlockKeyFile(ctx, be, u, name)
 		if crypto.IsNotForUnlocker(err) {
+			continue
+		}
+		if errors.Is(err, crypto.ErrGPGKeyUnusable) {
+			// gpg holds the key but cannot use it now; another key file
+			// may be encrypted to a key it can use. If none opens, this
+			// is the reason to report.
+			unusable = err
 			continue
 		}
 		if errors.Is(err, crypto.ErrWrongKeyPassphrase) {
@@ -385,6 +393,9 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 		break
 	}
 	if keys == nil {
+		if unusable != nil {
+			return nil, &noKeyError{msg: unusable.Error(), err: unusable}
+		}
 		if lastErr != nil {
 			return nil, lastErr
 		}
