@@ -122,10 +122,17 @@ func main() {
 	stopProfile := startProfile()
 	err := app.RunContext(ctx, reorderArgs(app, os.Args))
 	stopProfile()
-	if err != nil {
+	code := exitCode(err)
+	if err != nil && (ctx.Err() != nil || code == exitInterrupted) {
+		// Stopped by a signal: whatever failed on the way out (a killed
+		// dump tool, a cancelled upload) is a consequence, not a cause.
+		// Say it once.
+		fmt.Fprintln(os.Stderr, "hoard: interrupted")
+		code = exitInterrupted
+	} else if err != nil {
 		fmt.Fprintln(os.Stderr, "hoard: "+err.Error())
 	}
-	os.Exit(exitCode(err))
+	os.Exit(code)
 }
 
 // globals are the options every command shares.
