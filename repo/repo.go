@@ -302,10 +302,14 @@ func (e *noKeyError) Is(target error) bool { return target == ErrWrongPassword }
 func (e *noKeyError) Unwrap() error        { return e.err }
 
 func noKeyMessage(u crypto.Unlocker, tried int) string {
-	if _, ok := u.(crypto.Passphrase); ok {
-		return fmt.Sprintf("%s (tried %d key files)", ErrWrongPassword, tried)
+	files := fmt.Sprintf("%d key files", tried)
+	if tried == 1 {
+		files = "1 key file"
 	}
-	return fmt.Sprintf("repo: no key file is encrypted to %s (tried %d key files)", u, tried)
+	if _, ok := u.(crypto.Passphrase); ok {
+		return fmt.Sprintf("%s (tried %s)", ErrWrongPassword, files)
+	}
+	return fmt.Sprintf("repo: no key file is encrypted to %s (tried %s)", u, files)
 }
 
 // ReadConfigVersion loads the config and checks its format version without keys.

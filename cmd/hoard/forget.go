@@ -139,7 +139,7 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string)
 		if o.dryRun {
 			fmt.Fprintln(g.stdout, "dry run: nothing was removed")
 		} else {
-			fmt.Fprintf(g.stdout, "removed %d snapshots\n", removed)
+			fmt.Fprintf(g.stdout, "removed %s\n", plural(removed, "snapshot"))
 		}
 	}
 	if !o.prune {

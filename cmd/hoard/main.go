@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/config"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/lock"
@@ -76,7 +77,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, backends.ErrUnknownScheme):
 		return exitUsage
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
@@ -174,7 +175,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "gpg-passphrase-file", EnvVars: []string{"HOARD_GPG_PASSPHRASE_FILE"}, Destination: &g.gpgPassphraseFile,
 				Usage: "read the passphrase of the --gpg-secret-key from this file (else a prompt)"},
 			&cli.BoolFlag{Name: "gpg-agent", EnvVars: []string{"HOARD_GPG_AGENT"}, Destination: &g.gpgAgent,
-				Usage: "open key files with `gpg --decrypt` and its agent (smartcards, keys held by gpg-agent; uses GNUPGHOME)"},
+				Usage: "open key files with gpg --decrypt and its agent (smartcards, keys held by gpg-agent; uses GNUPGHOME)"},
 			&cli.StringFlag{Name: "config", EnvVars: []string{"HOARD_CONFIG"}, Destination: &g.configFile,
 				Usage: "read this config file (default: ./hoard.toml if it exists)"},
 			&cli.BoolFlag{Name: "json", Destination: &g.json, Usage: "print machine-readable JSON"},

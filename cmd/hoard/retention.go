@@ -53,7 +53,7 @@ func applyRetention(ctx context.Context, g *globals, rt config.Retention) (map[s
 		return res, err
 	}
 	if !g.json {
-		fmt.Fprintf(g.stdout, "removed %d snapshots\n", removed)
+		fmt.Fprintf(g.stdout, "removed %s\n", plural(removed, "snapshot"))
 	}
 	if !o.prune || removed == 0 {
 		return res, nil

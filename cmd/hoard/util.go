@@ -24,3 +24,12 @@ func formatBytes(n uint64) string {
 	}
 	return fmt.Sprintf("%.2f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// plural is "1 snapshot", "2 snapshots": n and the word, with an s unless
+// n is 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

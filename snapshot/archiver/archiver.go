@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,6 +144,10 @@ type future struct {
 	pending atomic.Int64
 	skip    bool // could not be read; left out of its tree
 	once    sync.Once
+	// A stream is counted as new, changed or unmodified once its content
+	// is known (wait): against streamOld, its node in the parent.
+	stream    bool
+	streamOld *snapshot.Node
 }
 
 func newFuture() *future { return &future{done: make(chan struct{})} }
@@ -295,6 +300,17 @@ func (a *Archiver) wait(f *future) error {
 			f.node.Content[i] = j.res
 		}
 		f.jobs = nil
+	}
+	if f.stream {
+		f.stream = false
+		switch old := f.streamOld; {
+		case old == nil:
+			a.sum.filesNew.Add(1)
+		case old.Size == f.node.Size && slices.Equal(old.Content, f.node.Content):
+			a.sum.filesUnmodified.Add(1)
+		default:
+			a.sum.filesChanged.Add(1)
+		}
 	}
 	return nil
 }
