@@ -84,3 +84,32 @@ func TestE2EWriteOnlyRetention(t *testing.T) {
 	full.mustRun("prune", "--max-unused", "0%")
 	full.mustRun("check", "--read-data")
 }
+
+// TestE2ERetentionGroupChange: adding a [media] section makes a new group;
+// forget (and run) say that the old group gets no new snapshots.
+func TestE2ERetentionGroupChange(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	for _, d := range []string{"a", "b"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, d, "f"), []byte(d), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := fmt.Sprintf("[media.a]\npaths = [%q]\n\n[retention]\nkeep_last = 1\n", filepath.Join(dir, "a"))
+	e.writeConfig(one)
+	e.mustRun("run")
+	e.writeConfig(one + fmt.Sprintf("\n[media.b]\npaths = [%q]\n", filepath.Join(dir, "b")))
+	if out := e.mustRun("run"); !strings.Contains(out, "gets no new snapshots") {
+		t.Errorf("run after adding a media section:\n%s", out)
+	}
+	if out := e.mustRun("forget", "--dry-run"); !containsAll(out, "note: group ", "gets no new snapshots", "keeps its 1 snapshot for ever") {
+		t.Errorf("forget --dry-run:\n%s", out)
+	}
+	// One group: no note.
+	if out := e.mustRun("forget", "--dry-run", "--keep-last", "5", "--group-by", "host"); strings.Contains(out, "gets no new snapshots") {
+		t.Errorf("forget with one group:\n%s", out)
+	}
+}
