@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 )
 
@@ -29,6 +30,9 @@ var (
 	ErrUnavailable = errors.New("backends: backend unavailable")
 	// ErrPermanent marks errors that retrying cannot fix (permission, full disk, bad credentials).
 	ErrPermanent = errors.New("backends: permanent error")
+	// ErrUnknownScheme means a repository location names a scheme no
+	// backend is registered for (a mistake on the command line).
+	ErrUnknownScheme = errors.New("backends: unknown scheme")
 )
 
 // FileType names a class of repository files; each lives in its own folder.
@@ -184,7 +188,14 @@ func (r Registry) Open(ctx context.Context, location string) (Backend, error) {
 	}
 	open, ok := r[scheme]
 	if !ok {
-		return nil, fmt.Errorf("backends: unknown scheme %q in repository location", scheme)
+		known := make([]string, 0, len(r))
+		for k := range r {
+			if k != "local" {
+				known = append(known, k+"://")
+			}
+		}
+		sort.Strings(known)
+		return nil, fmt.Errorf("%w %q in repository location (known: %s, or a local path)", ErrUnknownScheme, scheme, strings.Join(known, ", "))
 	}
 	return open(ctx, location)
 }

@@ -5,7 +5,7 @@
 // to the restore tool. The engines know nothing of repositories: they yield
 // and take streams.
 //
-// External commands are data (STYLE R14): every engine takes the path of its
+// External commands are data, so tests and users can swap them: every engine takes the path of its
 // tools and their arguments in its Config, with defaults that work with the
 // tools of Debian's postgresql-client, mariadb-client and sqlite3 packages.
 // Secrets never go on a command line: passwords reach the tools through
@@ -30,6 +30,11 @@ const (
 // ErrNotEmpty is returned by Restore when the target database exists and
 // holds data, and Target.Force is not set.
 var ErrNotEmpty = errors.New("dump: the target database is not empty (use --force to replace it)")
+
+// ErrSource marks a database that cannot be read before any dump tool
+// runs (an SQLite file that is missing or not a regular file). Like a
+// failed dump tool (ToolError), it is a failed source: no snapshot is made.
+var ErrSource = errors.New("dump: the database cannot be read")
 
 // Engine is one database: its dump and its restore.
 type Engine interface {

@@ -328,7 +328,8 @@ func unlockKeyFile(ctx context.Context, be backends.Backend, u crypto.Unlocker, 
 		return nil, err
 	}
 	sec, err := u.Unlock(ctx, raw)
-	if err != nil && !crypto.IsNotForUnlocker(err) && !errors.Is(err, crypto.ErrWrongKeyPassphrase) && ctx.Err() == nil {
+	if err != nil && !crypto.IsNotForUnlocker(err) && !errors.Is(err, crypto.ErrWrongKeyPassphrase) &&
+		!errors.Is(err, crypto.ErrGPGKeyUnusable) && ctx.Err() == nil {
 		err = fmt.Errorf("repo: key file keys/%s: %w", name, err)
 	}
 	return sec, err
@@ -362,10 +363,14 @@ func (e *noKeyError) Is(target error) bool { return target == ErrWrongPassword }
 func (e *noKeyError) Unwrap() error        { return e.err }
 
 func noKeyMessage(u crypto.Unlocker, tried int) string {
-	if _, ok := u.(crypto.Passphrase); ok {
-		return fmt.Sprintf("%s (tried %d key files)", ErrWrongPassword, tried)
+	files := fmt.Sprintf("%d key files", tried)
+	if tried == 1 {
+		files = "1 key file"
 	}
-	return fmt.Sprintf("repo: no key file is encrypted to %s (tried %d key files)", u, tried)
+	if _, ok := u.(crypto.Passphrase); ok {
+		return fmt.Sprintf("%s (tried %s)", ErrWrongPassword, files)
+	}
+	return fmt.Sprintf("repo: no key file is encrypted to %s (tried %s)", u, files)
 }
 
 // ReadConfigVersion loads the config and checks its format version without keys.
@@ -428,7 +433,7 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 	want := o.DataKeyFingerprint
 	var keys *crypto.Keys
 	var keyName string
-	var lastErr error
+	var lastErr, unusable error
 	var untrusted []*UntrustedError
 	for _, name := range names {
 		if ctx.Err() != nil {
@@ -436,6 +441,13 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 		}
 		sec, err := unlockKeyFile(ctx, be, u, name)
 		if crypto.IsNotForUnlocker(err) {
+			continue
+		}
+		if errors.Is(err, crypto.ErrGPGKeyUnusable) {
+			// gpg holds the key but cannot use it now; another key file
+			// may be encrypted to a key it can use. If none opens, this
+			// is the reason to report.
+			unusable = err
 			continue
 		}
 		if errors.Is(err, crypto.ErrWrongKeyPassphrase) {
@@ -487,6 +499,9 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 	if keys == nil {
 		if len(untrusted) > 0 {
 			return nil, untrusted[0]
+		}
+		if unusable != nil {
+			return nil, &noKeyError{msg: unusable.Error(), err: unusable}
 		}
 		if lastErr != nil {
 			return nil, lastErr

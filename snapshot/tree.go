@@ -50,6 +50,10 @@ type Node struct {
 	Subtree    *id.ID
 	LinkTarget string
 	Rdev       uint64
+	// Links is the file's hard-link count when it is more than 1: the
+	// nodes of one snapshot with Links > 1 and equal DeviceID and Inode
+	// are one file, and a restore links them (docs/FORMAT.md section 8).
+	Links uint64
 }
 
 type nodeJSON struct {
@@ -71,13 +75,14 @@ type nodeJSON struct {
 	LinkTarget    string      `json:"linktarget,omitempty"`
 	LinkTargetRaw []byte      `json:"linktarget_raw,omitempty"`
 	Rdev          uint64      `json:"rdev,omitempty"`
+	Links         uint64      `json:"links,omitempty"`
 }
 
 // MarshalJSON encodes names and link targets that are not UTF-8 as base64.
 func (n Node) MarshalJSON() ([]byte, error) {
 	j := nodeJSON{Type: n.Type, Mode: n.Mode, UID: n.UID, GID: n.GID, User: n.User, Group: n.Group,
 		ModTime: n.ModTime, ChangeTime: n.ChangeTime, Inode: n.Inode, DeviceID: n.DeviceID, Size: n.Size,
-		Content: n.Content, Subtree: n.Subtree, Rdev: n.Rdev}
+		Content: n.Content, Subtree: n.Subtree, Rdev: n.Rdev, Links: n.Links}
 	if utf8.ValidString(n.Name) {
 		j.Name = n.Name
 	} else {
@@ -99,7 +104,7 @@ func (n *Node) UnmarshalJSON(b []byte) error {
 	}
 	*n = Node{Name: j.Name, Type: j.Type, Mode: j.Mode, UID: j.UID, GID: j.GID, User: j.User, Group: j.Group,
 		ModTime: j.ModTime, ChangeTime: j.ChangeTime, Inode: j.Inode, DeviceID: j.DeviceID, Size: j.Size,
-		Content: j.Content, Subtree: j.Subtree, LinkTarget: j.LinkTarget, Rdev: j.Rdev}
+		Content: j.Content, Subtree: j.Subtree, LinkTarget: j.LinkTarget, Rdev: j.Rdev, Links: j.Links}
 	if j.NameRaw != nil {
 		if j.Name != "" {
 			return errors.New("both name and name_raw")

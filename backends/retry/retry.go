@@ -2,7 +2,7 @@
 // (timeouts, dropped connections, 5xx, throttling) with exponential backoff
 // and a bound, and gives up at once on permanent ones (a missing file, a
 // bad range, permissions, credentials, a full disk, a cancelled context).
-// Concrete backends contain no retry loops (STYLE R5).
+// Concrete backends contain no retry loops: one decorator gives every backend the same policy.
 package retry
 
 import (

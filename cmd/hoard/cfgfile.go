@@ -25,7 +25,7 @@ func (g *globals) loadConfig() error {
 		if errors.As(err, &ce) {
 			return usageError{"config " + ce.Error()}
 		}
-		return usagef("config: %v", err)
+		return usageError{err.Error()} // config.Load's errors say "config: " already
 	}
 	g.cfg = c
 	r := c.Repository

@@ -206,7 +206,7 @@ func printCopy(g *globals, res *copyResultJSON) error {
 		return printJSON(g.stdout, res)
 	}
 	fmt.Fprintf(g.stdout, "%s copied, %d already there; %d new blobs, %s added (%s stored)\n",
-		plural(res.Snapshots, "snapshot", "snapshots"), res.Stats.Skipped, res.BlobsNew,
+		countOf(res.Snapshots, "snapshot", "snapshots"), res.Stats.Skipped, res.BlobsNew,
 		formatBytes(res.BytesNew), formatBytes(res.BytesStored))
 	return nil
 }

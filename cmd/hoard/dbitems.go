@@ -100,7 +100,7 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 			return nil, errors.Join(ctx.Err(), err)
 		}
 		var te *dump.ToolError
-		if errors.As(err, &te) && !errors.Is(err, context.Canceled) {
+		if (errors.As(err, &te) || errors.Is(err, dump.ErrSource)) && !errors.Is(err, context.Canceled) {
 			return nil, sourceError{fmt.Errorf("%w; no snapshot was made", err)}
 		}
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"time"
 
@@ -146,13 +147,7 @@ func runDBRestore(ctx context.Context, g *globals, o *dbRestoreOptions, name, re
 		}
 		return err
 	}
-	target := into
-	if target == "" {
-		target = info.Database
-		if d.Path != "" {
-			target = d.Path
-		}
-	}
+	target := restoreTarget(d, into, info.Database)
 	if g.json {
 		return printJSON(g.stdout, map[string]any{"snapshot": sn.ID.String(), "database": d.Name, "engine": info.Engine,
 			"into": target, "bytes": n.Size, "duration_ns": time.Since(start).Nanoseconds()})
@@ -160,4 +155,45 @@ func runDBRestore(ctx context.Context, g *globals, o *dbRestoreOptions, name, re
 	fmt.Fprintf(g.stdout, "restored database %s (%s, %s) from snapshot %s into %s in %s\n", d.Name, info.Engine, formatBytes(n.Size),
 		sn.ID.Str(), target, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// restoreTarget names the database a restore wrote into: --into's name or
+// its URL's database, else the configured database (its file, or its URL's
+// database), else the snapshot's. It never shows a URL, which may hold a
+// password.
+func restoreTarget(d *config.Database, into, recorded string) string {
+	switch {
+	case strings.Contains(into, "://"):
+		if n := urlDatabaseName(into); n != "" {
+			return n
+		}
+	case into != "":
+		return into
+	case d.Path != "":
+		return d.Path
+	case d.URL.Value != "":
+		if n := urlDatabaseName(d.URL.Value); n != "" {
+			return n
+		}
+	}
+	return recorded
+}
+
+// urlDatabaseName is the database a postgres:// or mysql:// URL names: its
+// path, or libpq's dbname parameter; for sqlite:// the file.
+func urlDatabaseName(s string) string {
+	if strings.HasPrefix(s, "sqlite") {
+		if p, err := config.SQLitePath(s); err == nil {
+			return p
+		}
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	if n := strings.Trim(u.Path, "/"); n != "" {
+		return n
+	}
+	return u.Query().Get("dbname")
 }

@@ -74,7 +74,7 @@ func TestE2ERunRetention(t *testing.T) {
 	e.mustRun("check", "--read-data")
 
 	// Text output says what was forgotten.
-	if out := e.mustRun("run"); !containsAll(out, "remove "+made[2][:8], "removed 1 snapshots") {
+	if out := e.mustRun("run"); !containsAll(out, "remove "+made[2][:8], "removed 1 snapshot\n") {
 		t.Errorf("run output:\n%s", out)
 	}
 

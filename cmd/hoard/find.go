@@ -140,12 +140,12 @@ func runFind(ctx context.Context, g *globals, o *findOptions, pattern string) er
 	if g.json {
 		return printJSON(g.stdout, out)
 	}
-	fmt.Fprintf(g.stdout, "%s in %s\n", plural(total, "match", "matches"), plural(len(out), "snapshot", "snapshots"))
+	fmt.Fprintf(g.stdout, "%s in %s\n", countOf(total, "match", "matches"), countOf(len(out), "snapshot", "snapshots"))
 	return nil
 }
 
 // plural formats a count with the singular or plural noun.
-func plural(n int, one, many string) string {
+func countOf(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}

@@ -120,7 +120,9 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string)
 	if err != nil {
 		return err
 	}
-	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: !o.dryRun, exclusive: true, read: o.prune})
+	// Forgetting needs no content, and prune with a write-only key only
+	// deletes unused packs: any key will do.
+	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: !o.dryRun, exclusive: true})
 	if err != nil {
 		return err
 	}
@@ -137,7 +139,7 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string)
 		if o.dryRun {
 			fmt.Fprintln(g.stdout, "dry run: nothing was removed")
 		} else {
-			fmt.Fprintf(g.stdout, "removed %d snapshots\n", removed)
+			fmt.Fprintf(g.stdout, "removed %s\n", plural(removed, "snapshot"))
 		}
 	}
 	if !o.prune {
@@ -226,5 +228,56 @@ func forgetGroups(ctx context.Context, g *globals, r *repo.Repository, groups []
 	if g.facts != nil {
 		g.facts.removed += removed
 	}
+	if !g.json {
+		for _, w := range supersededGroups(groups) {
+			fmt.Fprintln(g.stdout, w)
+		}
+	}
 	return out, removed, nil
+}
+
+// supersededGroups warns about groups that get no new snapshots because a
+// newer group of the same host and source kind began after their newest:
+// what happens when a [media.X] section is added to hoard.toml, since run's
+// snapshots are grouped by host and paths. The policy keeps the old
+// group's snapshots for ever.
+func supersededGroups(groups []snapshot.Group) []string {
+	type span struct {
+		key            string
+		host, kind     string
+		oldest, newest *snapshot.Snapshot
+		n              int
+	}
+	var spans []span
+	for _, gr := range groups {
+		s := span{key: gr.Key}
+		for _, sn := range append(append([]*snapshot.Snapshot(nil), gr.Keep...), gr.Remove...) {
+			if s.oldest == nil || sn.Time.Before(s.oldest.Time) {
+				s.oldest = sn
+			}
+			if s.newest == nil || sn.Time.After(s.newest.Time) {
+				s.newest = sn
+			}
+			s.n++
+		}
+		if s.newest == nil {
+			continue
+		}
+		s.host, s.kind = s.newest.Host, s.newest.Source.Kind
+		spans = append(spans, s)
+	}
+	var out []string
+	for _, a := range spans {
+		for _, b := range spans {
+			if a.key == b.key || a.host != b.host || a.kind != b.kind || !b.oldest.Time.After(a.newest.Time) {
+				continue
+			}
+			out = append(out, fmt.Sprintf("note: group %s gets no new snapshots (newest %s) since group %s began: "+
+				"the policy keeps its %s for ever; if the paths changed (a [media] section added to hoard.toml), "+
+				"forget them by ID or once with --group-by host (docs/config.md, Retention)",
+				a.key, a.newest.Time.Local().Format(time.DateTime), b.key, plural(a.n, "snapshot")))
+			break
+		}
+	}
+	return out
 }

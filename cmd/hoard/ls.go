@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"time"
 
@@ -63,7 +64,7 @@ func runLs(ctx context.Context, g *globals, ref, p string, long bool) error {
 		if g.json {
 			out = append(out, e)
 		} else if long {
-			fmt.Fprintf(g.stdout, "%s %10d %s %s\n", e.Mode, e.Size, e.MTime.Local().Format(time.DateTime), quotePath(e.Path))
+			fmt.Fprintf(g.stdout, "%s %10d %s %s\n", lsMode(n), e.Size, e.MTime.Local().Format(time.DateTime), quotePath(e.Path))
 		} else {
 			fmt.Fprintln(g.stdout, quotePath(e.Path))
 		}
@@ -112,4 +113,44 @@ func checkExpansion(ctx context.Context, r *repo.Repository, tid id.ID) error {
 		return err
 	}
 	return nil
+}
+
+// lsMode is a node's type and permissions as GNU ls -l prints them
+// (drwxr-xr-x, lrwxrwxrwx, -rwsr-x---), not Go's FileMode.String.
+func lsMode(n *snapshot.Node) string {
+	b := []byte("----------")
+	switch n.Type {
+	case snapshot.TypeDir:
+		b[0] = 'd'
+	case snapshot.TypeSymlink:
+		b[0] = 'l'
+	case snapshot.TypeFifo:
+		b[0] = 'p'
+	case snapshot.TypeSocket:
+		b[0] = 's'
+	case snapshot.TypeCharDev:
+		b[0] = 'c'
+	case snapshot.TypeDev:
+		b[0] = 'b'
+	}
+	const rwx = "rwxrwxrwx"
+	for i := range 9 {
+		if n.Mode&(1<<uint(8-i)) != 0 {
+			b[1+i] = rwx[i]
+		}
+	}
+	special := func(pos int, set bool, on, off byte) {
+		if !set {
+			return
+		}
+		if b[pos] == 'x' {
+			b[pos] = on
+		} else {
+			b[pos] = off
+		}
+	}
+	special(3, n.Mode&fs.ModeSetuid != 0, 's', 'S')
+	special(6, n.Mode&fs.ModeSetgid != 0, 's', 'S')
+	special(9, n.Mode&fs.ModeSticky != 0, 't', 'T')
+	return string(b)
 }

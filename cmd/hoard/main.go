@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/config"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/lock"
@@ -75,7 +76,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue), errors.Is(err, snapshot.ErrBadRef):
+	case errors.As(err, &ue), errors.Is(err, snapshot.ErrBadRef), errors.Is(err, backends.ErrUnknownScheme):
 		return exitUsage
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
@@ -124,10 +125,17 @@ func main() {
 	stopProfile := startProfile()
 	err := app.RunContext(ctx, reorderArgs(app, os.Args))
 	stopProfile()
-	if err != nil {
+	code := exitCode(err)
+	if err != nil && (ctx.Err() != nil || code == exitInterrupted) {
+		// Stopped by a signal: whatever failed on the way out (a killed
+		// dump tool, a cancelled upload) is a consequence, not a cause.
+		// Say it once.
+		fmt.Fprintln(os.Stderr, "hoard: interrupted")
+		code = exitInterrupted
+	} else if err != nil {
 		fmt.Fprintln(os.Stderr, "hoard: "+err.Error())
 	}
-	os.Exit(exitCode(err))
+	os.Exit(code)
 }
 
 // globals are the options every command shares.
@@ -175,7 +183,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "gpg-passphrase-file", EnvVars: []string{"HOARD_GPG_PASSPHRASE_FILE"}, Destination: &g.gpgPassphraseFile,
 				Usage: "read the passphrase of the --gpg-secret-key from this file (else a prompt)"},
 			&cli.BoolFlag{Name: "gpg-agent", EnvVars: []string{"HOARD_GPG_AGENT"}, Destination: &g.gpgAgent,
-				Usage: "open key files with `gpg --decrypt` and its agent (smartcards, keys held by gpg-agent; uses GNUPGHOME)"},
+				Usage: "open key files with gpg --decrypt and its agent (smartcards, keys held by gpg-agent; uses GNUPGHOME)"},
 			&cli.StringFlag{Name: "data-key-fingerprint", EnvVars: []string{"HOARD_DATA_KEY_FINGERPRINT"}, Destination: &g.dataKeyFingerprint,
 				Usage: "trust only this data key (as init and key list print it); else the one pinned on this machine at first use (docs/gpg.md)"},
 			&cli.StringFlag{Name: "config", EnvVars: []string{"HOARD_CONFIG"}, Destination: &g.configFile,

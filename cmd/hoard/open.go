@@ -42,7 +42,10 @@ func readSecret(ctx context.Context, src secretSource, confirm bool) ([]byte, er
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", src.what, err)
 		}
-		return firstLine(b), nil
+		if p := firstLine(b); len(p) > 0 {
+			return p, nil
+		}
+		return nil, usagef("%s: the passphrase file %s is empty", src.what, src.file)
 	case src.command != "":
 		cmd := exec.CommandContext(ctx, "sh", "-c", src.command)
 		var stderr bytes.Buffer
@@ -51,7 +54,10 @@ func readSecret(ctx context.Context, src secretSource, confirm bool) ([]byte, er
 		if err != nil {
 			return nil, fmt.Errorf("%s: command: %v: %s", src.what, err, strings.TrimSpace(stderr.String()))
 		}
-		return firstLine(out), nil
+		if p := firstLine(out); len(p) > 0 {
+			return p, nil
+		}
+		return nil, usagef("%s: the passphrase command %q printed nothing", src.what, src.command)
 	}
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil || !term.IsTerminal(int(tty.Fd())) {

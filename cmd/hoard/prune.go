@@ -30,7 +30,9 @@ func pruneCommand(g *globals) *cli.Command {
 			if err != nil {
 				return err
 			}
-			ctx, r, done, err := g.openRepo(c.Context, openOptions{lock: !dryRun, exclusive: true, read: true})
+			// A write-only key may prune too: it deletes the packs no
+			// snapshot uses and repacks nothing (pruneRepo).
+			ctx, r, done, err := g.openRepo(c.Context, openOptions{lock: !dryRun, exclusive: true})
 			if err != nil {
 				return err
 			}
@@ -64,6 +66,9 @@ type pruneResult struct {
 	PacksWritten      int    `json:"packs_written"`
 	IndexFilesRemoved int    `json:"index_files_removed"`
 	WALFilesRemoved   int    `json:"wal_files_removed,omitempty"`
+	// WriteOnly: the key cannot read content, so packs that are only
+	// partly unused were left for a prune with a full key.
+	WriteOnly bool `json:"write_only,omitempty"`
 
 	blocker string // the lock that kept unindexed packs
 }
@@ -106,6 +111,12 @@ func pruneRepo(ctx context.Context, r *repo.Repository, maxUnused float64, dryRu
 	if err != nil {
 		return nil, err
 	}
+	if !r.CanRead() {
+		// Repacking opens data blobs, which needs the data secret key.
+		// A write-only key deletes whole packs that no kept snapshot uses
+		// and leaves every pack with a used blob as it is.
+		maxUnused = 1
+	}
 	plan, st, err := snapshot.Prune(ctx, r, repo.PruneOptions{MaxUnused: maxUnused}, removeUnindexed, dryRun)
 	if err != nil {
 		return nil, err
@@ -115,7 +126,7 @@ func pruneRepo(ctx context.Context, r *repo.Repository, maxUnused float64, dryRu
 		freed += plan.UnindexedBytes
 	}
 	return &pruneResult{dryRun, plan.UsedBlobs, plan.UnusedBlobs, plan.Keep, len(plan.Delete), len(plan.Repack), len(plan.Unindexed),
-		removeUnindexed && !dryRun, plan.CopyBlobs, plan.CopyBytes, freed, st.PacksWritten, st.IndexFilesRemoved, walRemoved, blocker}, nil
+		removeUnindexed && !dryRun, plan.CopyBlobs, plan.CopyBytes, freed, st.PacksWritten, st.IndexFilesRemoved, walRemoved, !r.CanRead(), blocker}, nil
 }
 
 // printPrune prints a pruneResult for people.
@@ -135,4 +146,7 @@ func printPrune(g *globals, res *pruneResult) {
 		fmt.Fprintf(w, "%s %d archived WAL files that no kept base backup needs\n", verb, res.WALFilesRemoved)
 	}
 	fmt.Fprintf(w, "%s %s\n", verb, formatBytes(res.BytesFreed))
+	if res.WriteOnly {
+		fmt.Fprintln(w, "write-only key: only packs no kept snapshot uses were deleted; repacking packs that are partly unused needs a full key (run hoard prune with one)")
+	}
 }

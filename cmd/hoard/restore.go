@@ -81,6 +81,9 @@ func runRestore(ctx context.Context, g *globals, o *restoreOptions, ref string) 
 		for _, f := range rerr.Failures {
 			fmt.Fprintf(g.stderr, "not restored: %s: %v\n", f.Path, f.Err)
 		}
+	} else if err != nil {
+		// Interrupted or failed: no summary of a restore that did not finish.
+		return err
 	}
 	if g.json {
 		if jerr := printJSON(g.stdout, map[string]any{"snapshot": sn.ID.String(), "files": st.Files, "dirs": st.Dirs,

@@ -37,7 +37,8 @@ func applyRetention(ctx context.Context, g *globals, rt config.Retention) (map[s
 	if p.Empty() {
 		return nil, nil // config.Parse refuses this; never remove everything
 	}
-	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, exclusive: true, read: o.prune})
+	// A write-only backup host applies retention too (pruneRepo).
+	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, exclusive: true})
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +53,7 @@ func applyRetention(ctx context.Context, g *globals, rt config.Retention) (map[s
 		return res, err
 	}
 	if !g.json {
-		fmt.Fprintf(g.stdout, "removed %d snapshots\n", removed)
+		fmt.Fprintf(g.stdout, "removed %s\n", plural(removed, "snapshot"))
 	}
 	if !o.prune || removed == 0 {
 		return res, nil

@@ -93,6 +93,6 @@ func runSnapshots(ctx context.Context, g *globals, f *snapshotFilter) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sn.ID.Str(), sn.Time.Local().Format(time.DateTime), sn.Host,
 			strings.Join(sn.Tags, ","), src, size, writerColumn(r, sn))
 	}
-	fmt.Fprintf(tw, "%d snapshots\n", len(sns))
+	fmt.Fprintln(tw, plural(len(sns), "snapshot"))
 	return tw.Flush()
 }

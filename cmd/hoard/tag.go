@@ -116,6 +116,6 @@ func runTag(ctx context.Context, g *globals, o *tagOptions, ch snapshot.TagChang
 	if g.json {
 		return printJSON(g.stdout, out)
 	}
-	fmt.Fprintf(g.stdout, "changed %s\n", plural(len(out), "snapshot", "snapshots"))
+	fmt.Fprintf(g.stdout, "changed %s\n", countOf(len(out), "snapshot", "snapshots"))
 	return nil
 }

@@ -84,3 +84,12 @@ func (r *rawStrings) String() string { return strings.Join(r.list, ", ") }
 
 // Value returns the values in the order given.
 func (r *rawStrings) Value() []string { return r.list }
+
+// plural is "1 snapshot", "2 snapshots": n and the word, with an s unless
+// n is 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

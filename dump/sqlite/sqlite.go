@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,10 +108,14 @@ func (s *SQLite) Backup(ctx context.Context) (io.ReadCloser, dump.Info, error) {
 	}
 	fi, err := os.Stat(s.c.Path)
 	if err != nil {
-		return nil, dump.Info{}, fmt.Errorf("sqlite: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, dump.Info{}, fmt.Errorf("sqlite: %s: %w (%w)", s.c.Path, err, dump.ErrSource)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, dump.Info{}, fmt.Errorf("sqlite: %s is not a regular file", s.c.Path)
+		return nil, dump.Info{}, fmt.Errorf("sqlite: %s is not a regular file (%w)", s.c.Path, dump.ErrSource)
 	}
 	dir, err := os.MkdirTemp(s.c.TempDir, "hoard-sqlite-")
 	if err != nil {

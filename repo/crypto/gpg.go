@@ -46,7 +46,10 @@ func (g *GPGCommand) Unlock(ctx context.Context, keyFile []byte) (*Secrets, erro
 		// gpg would ask for the passphrase through pinentry: not the agent's job.
 		return nil, fmt.Errorf("%w: it is protected by a passphrase", ErrNotRecipient)
 	}
-	cmd := exec.CommandContext(ctx, g.path(), "--batch", "--quiet", "--status-fd", "2", "--decrypt")
+	// Not --quiet: it hides gpg's "public key decryption failed: REASON"
+	// line and the ERROR pkdecrypt_failed status that goes with it, which
+	// say why a key gpg holds could not be used.
+	cmd := exec.CommandContext(ctx, g.path(), "--batch", "--status-fd", "2", "--decrypt")
 	cmd.Env = g.Env
 	cmd.Stdin = bytes.NewReader(keyFile)
 	stdout := &limitedBuffer{max: MaxKeyFileSize}
@@ -56,11 +59,19 @@ func (g *GPGCommand) Unlock(ctx context.Context, keyFile []byte) (*Secrets, erro
 	var encTo, noSecKey int
 	var badPass, okay, pkFailed bool
 	var msgs []string
+	pkReason := ""
 	for _, line := range strings.Split(stderr.String(), "\n") {
 		st, ok := strings.CutPrefix(line, "[GNUPG:] ")
 		if !ok {
-			if l := strings.TrimSpace(line); l != "" {
+			l := strings.TrimSpace(line)
+			switch {
+			case l == "" || !strings.HasPrefix(line, "gpg: ") || strings.HasPrefix(l, "gpg: encrypted with "):
+				// continuation lines and the recipients gpg names
+			default:
 				msgs = append(msgs, l)
+				if r, ok := strings.CutPrefix(l, "gpg: public key decryption failed: "); ok {
+					pkReason = r
+				}
 			}
 			continue
 		}
@@ -87,6 +98,12 @@ func (g *GPGCommand) Unlock(ctx context.Context, keyFile []byte) (*Secrets, erro
 			return nil, fmt.Errorf("crypto: --gpg-agent needs the gpg program: %w", runErr)
 		case badPass:
 			return nil, fmt.Errorf("%w (gpg: %s)", ErrWrongKeyPassphrase, gpgSays)
+		case pkFailed && pkReason != "":
+			// gpg holds a secret key for the file but could not use it:
+			// no pinentry, no passphrase, a bad one, a refused PIN.
+			return nil, fmt.Errorf("%w for %s: gpg says %q", ErrGPGKeyUnusable, info, pkReason)
+		case pkFailed:
+			return nil, fmt.Errorf("%w for %s: gpg says %q", ErrGPGKeyUnusable, info, gpgSays)
 		case encTo > 0 && (noSecKey >= encTo || !pkFailed):
 			// gpg 2.2 says NO_SECKEY only for keys in its keyring; for
 			// others, just DECRYPTION_FAILED.

@@ -110,6 +110,13 @@ func ReadRecipients(data []byte, now time.Time) ([]*Recipient, error) {
 	}
 	out := make([]*Recipient, 0, len(el))
 	for _, e := range el {
+		if e.PrivateKey != nil {
+			// A secret key on a backup host is the very thing a
+			// write-only key exists to avoid: refuse, do not strip it.
+			return nil, &RecipientError{Fingerprint: fingerprint(e), UserID: userID(e),
+				Reason: "is a secret key (gpg --export-secret-keys); this must be a public key: gpg --armor --export " + fingerprint(e) +
+					" (and do not leave the secret key on this host)"}
+		}
 		if err := checkRecipient(e, now); err != nil {
 			return nil, err
 		}

@@ -22,6 +22,10 @@ var (
 	ErrNotRecipient = errors.New("crypto: the key file is not encrypted to this key")
 	// ErrWrongKeyPassphrase means the passphrase of a GPG secret key is wrong.
 	ErrWrongKeyPassphrase = errors.New("crypto: wrong passphrase for the GPG secret key")
+	// ErrGPGKeyUnusable means gpg holds a secret key a key file is
+	// encrypted to but could not use it (no pinentry, no or a wrong
+	// passphrase, a refused smartcard PIN). The error names gpg's reason.
+	ErrGPGKeyUnusable = errors.New("crypto: gpg has the secret key but could not use it")
 )
 
 // Unlocker opens key files. Implementations: Passphrase, *SecretKeys

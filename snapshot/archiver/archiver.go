@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,6 +172,10 @@ type future struct {
 	skip    bool // could not be read; left out of its tree
 	stream  bool // a stream: its full chunks go to Options.Bases
 	once    sync.Once
+	// A stream is counted as new, changed or unmodified once its content
+	// is known (wait): against streamOld, its node in the parent.
+	countStream bool
+	streamOld   *snapshot.Node
 }
 
 func newFuture() *future { return &future{done: make(chan struct{})} }
@@ -338,6 +343,17 @@ func (a *Archiver) wait(f *future) error {
 			f.node.Content[i] = j.res
 		}
 		f.jobs = nil
+	}
+	if f.countStream {
+		f.countStream = false
+		switch old := f.streamOld; {
+		case old == nil:
+			a.sum.filesNew.Add(1)
+		case old.Size == f.node.Size && slices.Equal(old.Content, f.node.Content):
+			a.sum.filesUnmodified.Add(1)
+		default:
+			a.sum.filesChanged.Add(1)
+		}
 	}
 	return nil
 }

@@ -116,6 +116,9 @@ func (a *Archiver) nodeFromInfo(name, path string, fi fs.FileInfo) (snapshot.Nod
 		if n.Type == snapshot.TypeDev || n.Type == snapshot.TypeCharDev {
 			n.Rdev = uint64(st.Rdev)
 		}
+		if n.Type != snapshot.TypeDir && st.Nlink > 1 {
+			n.Links = uint64(st.Nlink)
+		}
 	}
 	return n, nil
 }

@@ -220,7 +220,9 @@ func (a *Archiver) saveStream(it *Item, name string, old *snapshot.Node) (*futur
 	now := a.o.Now()
 	f.node = snapshot.Node{Name: name, Type: snapshot.TypeFile, Mode: 0o600, ModTime: now, ChangeTime: now, Size: size}
 	a.sum.total.Add(size)
-	a.sum.filesNew.Add(1)
+	// Counted in wait, when the content is known: a dump equal to the
+	// parent's is unmodified, not new.
+	f.countStream, f.streamOld = true, old
 	f.release()
 	return f, nil
 }

@@ -77,7 +77,7 @@ func (e *Errors) Unwrap() []error {
 // Stats count what a restore did.
 type Stats struct {
 	Files, Dirs, Symlinks, Bytes uint64
-	// Special counts FIFOs, sockets and devices, which are not recreated.
+	// Special counts the fifos and device nodes created.
 	Special uint64
 }
 
@@ -93,6 +93,21 @@ type restorer struct {
 	files    []*fileJob
 	stats    Stats
 	root0    bool // running as root: restore owners too
+
+	// Hard links: the first file of each link group restored, and the
+	// other members, linked to it once the files are written.
+	linkFirst map[linkKey]*fileJob
+	links     []pendingLink
+}
+
+// linkKey names a link group: the device and inode a file had.
+type linkKey struct{ dev, ino uint64 }
+
+// pendingLink is a member of a link group after the first.
+type pendingLink struct {
+	dir   string
+	node  snapshot.Node
+	first *fileJob
 }
 
 type dirMeta struct {
@@ -151,7 +166,8 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, tar
 	if err != nil {
 		return Stats{}, fmt.Errorf("restore: %w", err)
 	}
-	rs := &restorer{r: r, o: o, root: root, dirs: map[string]*os.Root{"": root}, root0: os.Geteuid() == 0}
+	rs := &restorer{r: r, o: o, root: root, dirs: map[string]*os.Root{"": root}, root0: os.Geteuid() == 0,
+		linkFirst: map[linkKey]*fileJob{}}
 	defer rs.closeDirs()
 
 	if err := rs.walk(ctx, sn.Tree, "", false); err != nil {
@@ -160,6 +176,9 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, tar
 	}
 	if err := rs.restoreFiles(ctx); err != nil {
 		rs.abort()
+		return rs.stats, err
+	}
+	if err := rs.restoreLinks(ctx); err != nil {
 		return rs.stats, err
 	}
 	// Directories last, deepest first, so their times survive the writes.
@@ -315,6 +334,19 @@ func (rs *restorer) walk(ctx context.Context, tid id.ID, rel string, parentInclu
 				}
 				continue
 			}
+			if n.Links > 1 && n.Inode != 0 {
+				// A hard link: the first file of its group is written,
+				// the others are linked to it (docs/FORMAT.md section 8).
+				k := linkKey{n.DeviceID, n.Inode}
+				if first := rs.linkFirst[k]; first != nil && sameContent(first.node, n) {
+					rs.links = append(rs.links, pendingLink{dir: rel, node: n, first: first})
+					continue
+				}
+				j := &fileJob{dir: rel, name: n.Name, node: n}
+				rs.linkFirst[k] = j
+				rs.files = append(rs.files, j)
+				continue
+			}
 			rs.files = append(rs.files, &fileJob{dir: rel, name: n.Name, node: n})
 		case snapshot.TypeSymlink:
 			if !self {
@@ -325,13 +357,17 @@ func (rs *restorer) walk(ctx context.Context, tid id.ID, rel string, parentInclu
 					return e
 				}
 			}
-		default:
+		case snapshot.TypeFifo, snapshot.TypeDev, snapshot.TypeCharDev:
 			if !self {
 				continue
 			}
-			// Devices, fifos and sockets are not recreated: say so, and count them.
-			rs.stats.Special++
-			rs.o.Logger.Warn("special file not restored", "path", "/"+childRel, "type", n.Type)
+			if err := rs.special(rel, n); err != nil {
+				// As tar does: a device needs root; the restore goes on.
+				rs.o.Logger.Warn("cannot create special file", "path", "/"+childRel, "type", n.Type, "error", err)
+			}
+		default:
+			// Sockets belong to a running process; they are not recreated.
+			rs.o.Logger.Info("not restoring socket", "path", "/"+childRel)
 		}
 	}
 	return nil
@@ -367,8 +403,90 @@ func (rs *restorer) symlink(dir string, n snapshot.Node) error {
 	if rs.root0 {
 		_ = d.Lchown(n.Name, int(n.UID), int(n.GID))
 	}
+	_ = lutimes(d, n.Name, n.ModTime)
 	rs.stats.Symlinks++
 	return nil
+}
+
+// special creates a fifo or a device node, and sets its metadata.
+func (rs *restorer) special(dir string, n snapshot.Node) error {
+	d, err := rs.dir(dir)
+	if err != nil {
+		return err
+	}
+	if err := removeExisting(d, n.Name); err != nil {
+		return err
+	}
+	if err := mknod(d, n); err != nil {
+		return err
+	}
+	if rs.root0 {
+		_ = d.Lchown(n.Name, int(n.UID), int(n.GID))
+	}
+	_ = lutimes(d, n.Name, n.ModTime)
+	rs.mu.Lock()
+	rs.stats.Special++
+	rs.mu.Unlock()
+	return nil
+}
+
+// sameContent reports whether two nodes of one link group describe the
+// same file: a damaged or hostile tree may claim a group for different
+// files, which are then restored separately.
+func sameContent(a, b snapshot.Node) bool {
+	if a.Size != b.Size || len(a.Content) != len(b.Content) {
+		return false
+	}
+	for i := range a.Content {
+		if a.Content[i] != b.Content[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// restoreLinks links the other members of each link group to the first,
+// once that is written. A member whose first file failed fails too.
+func (rs *restorer) restoreLinks(ctx context.Context) error {
+	for _, l := range rs.links {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel := l.node.Name
+		if l.dir != "" {
+			rel = l.dir + "/" + l.node.Name
+		}
+		l.first.mu.Lock()
+		ok := l.first.settled && l.first.err == nil
+		l.first.mu.Unlock()
+		err := fmt.Errorf("its hard-link target /%s was not restored", l.first.rel())
+		if ok {
+			err = rs.link(l.first.rel(), l.dir, l.node.Name)
+		}
+		if err != nil {
+			if e := rs.fail("/"+rel, err); e != nil {
+				return e
+			}
+			continue
+		}
+		rs.stats.Files++
+	}
+	return nil
+}
+
+func (rs *restorer) link(oldRel, dir, name string) error {
+	d, err := rs.dir(dir)
+	if err != nil {
+		return err
+	}
+	if err := removeExisting(d, name); err != nil {
+		return err
+	}
+	newRel := name
+	if dir != "" {
+		newRel = dir + "/" + name
+	}
+	return rs.root.Link(oldRel, newRel)
 }
 
 // restoreFiles plans which blob goes where, then reads the packs.
