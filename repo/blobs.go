@@ -463,45 +463,63 @@ func (r *Repository) loadFrom(ctx context.Context, bid id.ID, loc index.Location
 }
 
 // OpenBlob decrypts, decompresses and verifies one stored blob. It
-// decrypts in place: stored is overwritten.
+// decrypts in place: stored is overwritten. The result is appended to
+// buf[:0].
 func (r *Repository) OpenBlob(a *crypto.AEAD, t pack.BlobType, bid id.ID, stored []byte, rawLength uint32, buf []byte) ([]byte, error) {
-	berr := func(err error) error { return &BlobError{Type: t, ID: bid, Err: err} }
-	var payload []byte
-	var err error
+	var scratch []byte
 	if len(stored) >= crypto.Overhead {
-		payload, err = pack.OpenBlob(stored[crypto.NonceSize:crypto.NonceSize], a, bid, stored)
-	} else {
-		payload, err = pack.OpenBlob(nil, a, bid, stored)
+		scratch = stored[crypto.NonceSize:crypto.NonceSize]
 	}
+	out, inScratch, err := r.decodeBlob(a, t, bid, stored, rawLength, &scratch, &buf)
+	if err != nil || !inScratch {
+		return out, err
+	}
+	return append(buf[:0], out...), nil
+}
+
+// decodeBlob is the one decoder of a stored blob: it decrypts stored into
+// *scratch (stored is left intact unless *scratch aliases it), decompresses
+// into *plain, and verifies the plaintext against its keyed ID. Both
+// buffers are grown as needed and kept by the caller for the next blob.
+// An uncompressed body is not copied: out then lies in *scratch
+// (inScratch). Errors are *BlobError wrapping ErrInvalidData.
+func (r *Repository) decodeBlob(a *crypto.AEAD, t pack.BlobType, bid id.ID, stored []byte, rawLength uint32, scratch, plain *[]byte) (out []byte, inScratch bool, err error) {
+	berr := func(err error) error { return &BlobError{Type: t, ID: bid, Err: err} }
+	payload, err := pack.OpenBlob((*scratch)[:0], a, bid, stored)
 	if err != nil {
-		return nil, berr(fmt.Errorf("%w: %v", ErrInvalidData, err))
+		return nil, false, berr(fmt.Errorf("%w: %v", ErrInvalidData, err))
 	}
-	var out []byte
+	if cap(payload) > cap(*scratch) {
+		*scratch = payload[:0]
+	}
 	switch payload[0] {
 	case pack.CompressionNone:
-		out = append(buf[:0], payload[1:]...)
+		out, inScratch = payload[1:], true
 	case pack.CompressionZstd:
 		if int64(rawLength) > int64(MaxRawSize(t)) {
-			return nil, berr(fmt.Errorf("%w: raw length %d", ErrInvalidData, rawLength))
+			return nil, false, berr(fmt.Errorf("%w: raw length %d", ErrInvalidData, rawLength))
 		}
-		if cap(buf) < int(rawLength) {
-			buf = make([]byte, 0, rawLength)
+		if cap(*plain) < int(rawLength) {
+			*plain = make([]byte, 0, rawLength)
 		}
-		out, err = r.zdec.DecodeAll(payload[1:], buf[:0])
+		out, err = r.zdec.DecodeAll(payload[1:], (*plain)[:0])
 		if err != nil {
-			return nil, berr(fmt.Errorf("%w: decompress: %v", ErrInvalidData, err))
+			return nil, false, berr(fmt.Errorf("%w: decompress: %v", ErrInvalidData, err))
+		}
+		if cap(out) > cap(*plain) {
+			*plain = out[:0]
 		}
 	default:
-		return nil, berr(fmt.Errorf("%w: compression %d", ErrInvalidData, payload[0]))
+		return nil, false, berr(fmt.Errorf("%w: compression %d", ErrInvalidData, payload[0]))
 	}
 	if len(out) != int(rawLength) {
-		return nil, berr(fmt.Errorf("%w: %d bytes, index says %d", ErrInvalidData, len(out), rawLength))
+		return nil, false, berr(fmt.Errorf("%w: %d bytes, index says %d", ErrInvalidData, len(out), rawLength))
 	}
 	got := r.keys.IDs.Sum(out)
 	if !hmac.Equal(got[:], bid[:]) {
-		return nil, berr(fmt.Errorf("%w: content does not match its ID", ErrInvalidData))
+		return nil, false, berr(fmt.Errorf("%w: content does not match its ID", ErrInvalidData))
 	}
-	return out, nil
+	return out, inScratch, nil
 }
 
 // bufList keeps up to a fixed number of buffers for reuse. Unlike a
