@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"runtime"
 	"sync"
 
@@ -164,6 +165,12 @@ func (r *Repository) VerifyPacks(ctx context.Context, packs []PackRead, o Stream
 	if !r.CanRead() {
 		return ErrWriteOnly
 	}
+	if o.ReadAhead <= 0 {
+		// Two whole packs: one being decoded while the next is read.
+		for _, p := range packs {
+			o.ReadAhead = max(o.ReadAhead, 2*int(min(p.Pack.Size, 1<<30)))
+		}
+	}
 	o = o.withDefaults(r.be)
 	segs := make([]*segment, len(packs))
 	first := 0
@@ -260,7 +267,11 @@ func (r *Repository) stream(ctx context.Context, o StreamOptions, segs []*segmen
 			}
 		}
 	}()
-	bufs := &segBufs{limit: int64(o.ReadAhead)}
+	var largest int64
+	for _, s := range segs {
+		largest = max(largest, s.end-s.start)
+	}
+	bufs := &segBufs{limit: int64(o.ReadAhead) + largest}
 	for range o.Loads {
 		wg.Add(1)
 		go func() {
@@ -417,13 +428,15 @@ func (r *Repository) releaseSegment(s *segment, b *byteBudget, bufs *segBufs) {
 	b.release(s.end - s.start)
 }
 
-// segBufs keeps the buffers of finished reads for reuse, up to limit bytes
-// in all, so that memory stays within twice the read-ahead however the
-// sizes of reads vary.
+// segBufs keeps the buffers of finished reads for reuse. Buffers in use
+// and kept add up to at most limit (the read-ahead plus the largest read)
+// past which returned buffers are dropped, so memory stays bounded however
+// the sizes of reads vary.
 type segBufs struct {
 	mu    sync.Mutex
 	free  []*[]byte
-	bytes int64
+	bytes int64 // kept in free
+	inUse int64 // handed out by get
 	limit int64
 }
 
@@ -441,13 +454,26 @@ func (p *segBufs) get(n int) *[]byte {
 		p.free[best] = p.free[len(p.free)-1]
 		p.free = p.free[:len(p.free)-1]
 		p.bytes -= int64(cap(*b))
+		p.inUse += int64(cap(*b))
 		p.mu.Unlock()
 		*b = (*b)[:n]
 		return b
 	}
-	p.mu.Unlock()
-	const round = 64 << 10
+	// Sizes are rounded up to an eighth of their power of two, so that a
+	// kept buffer fits the next read of about the same size (packs differ
+	// by a few blobs) instead of being replaced by a new one.
+	round := 64 << 10
+	if n > 8*round {
+		round = 1 << (bits.Len(uint(n)) - 3)
+	}
 	b := make([]byte, n, (n+round-1)/round*round)
+	p.inUse += int64(cap(b))
+	// Kept buffers too small for this read make room for it.
+	for p.bytes+p.inUse > p.limit && len(p.free) > 0 {
+		p.bytes -= int64(cap(*p.free[0]))
+		p.free = p.free[1:]
+	}
+	p.mu.Unlock()
 	return &b
 }
 
@@ -455,9 +481,10 @@ func (p *segBufs) get(n int) *[]byte {
 func (p *segBufs) put(b *[]byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.inUse -= int64(cap(*b))
 	p.free = append(p.free, b)
 	p.bytes += int64(cap(*b))
-	for p.bytes > p.limit && len(p.free) > 0 {
+	for p.bytes+p.inUse > p.limit && len(p.free) > 0 {
 		p.bytes -= int64(cap(*p.free[0]))
 		p.free = p.free[1:]
 	}
