@@ -22,9 +22,40 @@ import (
 // one goroutine at a time: a saver takes one, adds its blob, and returns it,
 // so concurrent savers seal into different packs (after restic's packer
 // manager).
+//
+// At most max writers (0: any number) are open at once; a saver that finds
+// none free waits for one. Data packs have one: sealing a blob into a pack
+// is a copy and an AES-GCM pass, a tenth of compressing it, so savers
+// compressing in parallel hardly wait, and a second open pack would add
+// its 17 MiB buffer to peak memory.
 type packerPool struct {
 	mu   sync.Mutex
+	cond *sync.Cond // signalled when a writer is put back or finished
 	free []*pack.Writer
+	open int // writers in free or held by a saver
+	max  int
+}
+
+func newPackerPool(max int) *packerPool {
+	p := &packerPool{max: max}
+	p.cond = sync.NewCond(&p.mu)
+	return p
+}
+
+// put returns a writer for other savers.
+func (p *packerPool) put(w *pack.Writer) {
+	p.mu.Lock()
+	p.free = append(p.free, w)
+	p.cond.Signal()
+	p.mu.Unlock()
+}
+
+// closed counts a writer as finished (or dropped).
+func (p *packerPool) closed() {
+	p.mu.Lock()
+	p.open--
+	p.cond.Signal()
+	p.mu.Unlock()
 }
 
 // MaxTreeSize bounds the plaintext of a tree blob (a directory of a few
@@ -120,9 +151,7 @@ func (r *Repository) saveBlob(ctx context.Context, t pack.BlobType, bid id.ID, p
 		limit /= 4
 	}
 	if w.Size() < limit {
-		pool.mu.Lock()
-		pool.free = append(pool.free, w)
-		pool.mu.Unlock()
+		pool.put(w)
 		return res, nil
 	}
 	return res, r.uploadPack(ctx, w)
@@ -153,18 +182,23 @@ func (r *Repository) compress(plaintext []byte) *[]byte {
 func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
 	pool := r.packers[t]
 	pool.mu.Lock()
+	for len(pool.free) == 0 && pool.max > 0 && pool.open >= pool.max {
+		pool.cond.Wait()
+	}
 	if n := len(pool.free); n > 0 {
 		w := pool.free[n-1]
 		pool.free = pool.free[:n-1]
 		pool.mu.Unlock()
 		return w, nil
 	}
+	pool.open++
 	pool.mu.Unlock()
 	pk := crypto.NewPackKey()
 	wrapped := pk
 	if t == pack.DataBlob {
 		var err error
 		if wrapped, err = r.keys.WrapPackKey(pk); err != nil {
+			pool.closed()
 			return nil, err
 		}
 	}
@@ -185,6 +219,7 @@ func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
 // upload's error is returned by a later SaveBlob or by Flush.
 func (r *Repository) uploadPack(ctx context.Context, w *pack.Writer) error {
 	data, h := w.Finish(r.keys.Meta)
+	r.packers[w.Kind].closed()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -251,6 +286,7 @@ func (r *Repository) Flush(ctx context.Context) error {
 		pool.mu.Unlock()
 		for _, w := range ws {
 			if w.Count() == 0 {
+				pool.closed()
 				continue
 			}
 			if err := r.uploadPack(ctx, w); err != nil {
