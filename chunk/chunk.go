@@ -122,8 +122,15 @@ type Chunker struct {
 
 // New returns a chunker over rd that chunks with up to GOMAXPROCS goroutines.
 func New(rd io.Reader, pol Pol, p Params) *Chunker {
-	return &Chunker{rd: rd, pol: pol, p: p, workers: runtime.GOMAXPROCS(0), round: 16 << 20}
+	workers := runtime.GOMAXPROCS(0)
+	return &Chunker{rd: rd, pol: pol, p: p, workers: workers, round: roundSize(workers)}
 }
+
+// roundSize is the bytes chunked per parallel round: 4 MiB per worker
+// (at least 8 MiB), enough that re-scanning the start of each worker's
+// segment costs a few per cent, and no more, since the round's buffer is
+// a large part of a backup's memory.
+func roundSize(workers int) int { return max(workers, 2) * 4 << 20 }
 
 // Reset starts a new stream, keeping the buffers.
 func (c *Chunker) Reset(rd io.Reader) {

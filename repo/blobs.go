@@ -23,9 +23,40 @@ import (
 // one goroutine at a time: a saver takes one, adds its blob, and returns it,
 // so concurrent savers seal into different packs (after restic's packer
 // manager).
+//
+// At most max writers (0: any number) are open at once; a saver that finds
+// none free waits for one. Data packs have one: sealing a blob into a pack
+// is a copy and an AES-GCM pass, a tenth of compressing it, so savers
+// compressing in parallel hardly wait, and a second open pack would add
+// its 17 MiB buffer to peak memory.
 type packerPool struct {
 	mu   sync.Mutex
+	cond *sync.Cond // signalled when a writer is put back or finished
 	free []*pack.Writer
+	open int // writers in free or held by a saver
+	max  int
+}
+
+func newPackerPool(max int) *packerPool {
+	p := &packerPool{max: max}
+	p.cond = sync.NewCond(&p.mu)
+	return p
+}
+
+// put returns a writer for other savers.
+func (p *packerPool) put(w *pack.Writer) {
+	p.mu.Lock()
+	p.free = append(p.free, w)
+	p.cond.Signal()
+	p.mu.Unlock()
+}
+
+// closed counts a writer as finished (or dropped).
+func (p *packerPool) closed() {
+	p.mu.Lock()
+	p.open--
+	p.cond.Signal()
+	p.mu.Unlock()
 }
 
 // MaxTreeSize bounds the plaintext of a tree blob (a directory of a few
@@ -141,9 +172,7 @@ func (r *Repository) savePayload(ctx context.Context, t pack.BlobType, bid id.ID
 		limit /= 4
 	}
 	if w.Size() < limit {
-		pool.mu.Lock()
-		pool.free = append(pool.free, w)
-		pool.mu.Unlock()
+		pool.put(w)
 		return res, nil
 	}
 	return res, r.uploadPack(ctx, w)
@@ -174,18 +203,23 @@ func (r *Repository) compress(plaintext []byte) *[]byte {
 func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
 	pool := r.packers[t]
 	pool.mu.Lock()
+	for len(pool.free) == 0 && pool.max > 0 && pool.open >= pool.max {
+		pool.cond.Wait()
+	}
 	if n := len(pool.free); n > 0 {
 		w := pool.free[n-1]
 		pool.free = pool.free[:n-1]
 		pool.mu.Unlock()
 		return w, nil
 	}
+	pool.open++
 	pool.mu.Unlock()
 	pk := crypto.NewPackKey()
 	wrapped := pk
 	if t == pack.DataBlob {
 		var err error
 		if wrapped, err = r.keys.WrapPackKey(pk); err != nil {
+			pool.closed()
 			return nil, err
 		}
 	}
@@ -206,6 +240,7 @@ func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
 // upload's error is returned by a later SaveBlob or by Flush.
 func (r *Repository) uploadPack(ctx context.Context, w *pack.Writer) error {
 	data, h := w.Finish(r.keys.Meta)
+	r.packers[w.Kind].closed()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -272,6 +307,7 @@ func (r *Repository) Flush(ctx context.Context) error {
 		pool.mu.Unlock()
 		for _, w := range ws {
 			if w.Count() == 0 {
+				pool.closed()
 				continue
 			}
 			if err := r.uploadPack(ctx, w); err != nil {
@@ -553,9 +589,10 @@ func (r *Repository) loadFromDepth(ctx context.Context, bid id.ID, loc index.Loc
 }
 
 // OpenBlob decrypts, decompresses and verifies one stored blob. It
-// decrypts in place: stored is overwritten. A delta blob's base is loaded
-// through the index (and kept for the next deltas that need it); OpenBlob
-// does that without a deadline, OpenEntry with the caller's context.
+// decrypts in place: stored is overwritten. The result is appended to
+// buf[:0]. A delta blob's base is loaded through the index (and kept for
+// the next deltas that need it); OpenBlob does that without a deadline,
+// OpenEntry with the caller's context.
 func (r *Repository) OpenBlob(a *crypto.AEAD, t pack.BlobType, bid id.ID, stored []byte, rawLength uint32, buf []byte) ([]byte, error) {
 	return r.openBlob(context.Background(), a, pack.Entry{Type: t, ID: bid, RawLength: rawLength}, stored, buf, 0, false)
 }
@@ -576,73 +613,94 @@ func (r *Repository) OpenPayload(a *crypto.AEAD, e pack.Entry, stored []byte) ([
 	return payload, nil
 }
 
-// openBlob is OpenBlob. depth 1 refuses a delta (a base must be full);
-// checkBase says that e.Base is what the index names, which a delta's
-// payload must match.
+// openBlob is OpenBlob through decodeBlob, decrypting in place.
 func (r *Repository) openBlob(ctx context.Context, a *crypto.AEAD, e pack.Entry, stored []byte, buf []byte, depth int, checkBase bool) ([]byte, error) {
+	var scratch []byte
+	if len(stored) >= crypto.Overhead {
+		scratch = stored[crypto.NonceSize:crypto.NonceSize]
+	}
+	out, inScratch, err := r.decodeBlob(ctx, a, e, stored, &scratch, &buf, depth, checkBase)
+	if err != nil || !inScratch {
+		return out, err
+	}
+	return append(buf[:0], out...), nil
+}
+
+// decodeBlob is the one decoder of a stored blob: it decrypts stored into
+// *scratch (stored is left intact unless *scratch aliases it), decompresses
+// into *plain, and verifies the plaintext against its keyed ID. Both
+// buffers are grown as needed and kept by the caller for the next blob.
+// An uncompressed body is not copied: out then lies in *scratch
+// (inScratch). A delta blob is decoded against its base, loaded through
+// the index; depth 1 refuses a delta (a base must be full); checkBase says
+// that e.Base is what the index names, which a delta's payload must match.
+// Errors are *BlobError wrapping ErrInvalidData (or ErrWriteOnly).
+func (r *Repository) decodeBlob(ctx context.Context, a *crypto.AEAD, e pack.Entry, stored []byte, scratch, plain *[]byte, depth int, checkBase bool) (out []byte, inScratch bool, err error) {
 	t, bid, rawLength := e.Type, e.ID, e.RawLength
 	berr := func(err error) error { return &BlobError{Type: t, ID: bid, Err: err} }
-	var payload []byte
-	var err error
-	if len(stored) >= crypto.Overhead {
-		payload, err = pack.OpenBlob(stored[crypto.NonceSize:crypto.NonceSize], a, bid, stored)
-	} else {
-		payload, err = pack.OpenBlob(nil, a, bid, stored)
-	}
+	payload, err := pack.OpenBlob((*scratch)[:0], a, bid, stored)
 	if err != nil {
-		return nil, berr(fmt.Errorf("%w: %v", ErrInvalidData, err))
+		return nil, false, berr(fmt.Errorf("%w: %v", ErrInvalidData, err))
 	}
-	var out []byte
+	if cap(payload) > cap(*scratch) {
+		*scratch = payload[:0]
+	}
 	switch payload[0] {
 	case pack.CompressionNone:
-		out = append(buf[:0], payload[1:]...)
+		out, inScratch = payload[1:], true
 	case pack.CompressionZstd:
 		if int64(rawLength) > int64(MaxRawSize(t)) {
-			return nil, berr(fmt.Errorf("%w: raw length %d", ErrInvalidData, rawLength))
+			return nil, false, berr(fmt.Errorf("%w: raw length %d", ErrInvalidData, rawLength))
 		}
-		if cap(buf) < int(rawLength) {
-			buf = make([]byte, 0, rawLength)
+		if cap(*plain) < int(rawLength) {
+			*plain = make([]byte, 0, rawLength)
 		}
-		out, err = r.zdec.DecodeAll(payload[1:], buf[:0])
+		out, err = r.zdec.DecodeAll(payload[1:], (*plain)[:0])
 		if err != nil {
-			return nil, berr(fmt.Errorf("%w: decompress: %v", ErrInvalidData, err))
+			return nil, false, berr(fmt.Errorf("%w: decompress: %v", ErrInvalidData, err))
+		}
+		if cap(out) > cap(*plain) {
+			*plain = out[:0]
 		}
 	case pack.CompressionDelta:
 		if t != pack.DataBlob || depth > 0 || r.cfg.Version < 2 || len(payload) < deltaPrefix {
-			return nil, berr(fmt.Errorf("%w: a delta blob where none may be", ErrInvalidData))
+			return nil, false, berr(fmt.Errorf("%w: a delta blob where none may be", ErrInvalidData))
 		}
 		if int64(rawLength) > int64(MaxRawSize(t)) {
-			return nil, berr(fmt.Errorf("%w: raw length %d", ErrInvalidData, rawLength))
+			return nil, false, berr(fmt.Errorf("%w: raw length %d", ErrInvalidData, rawLength))
 		}
 		var base id.ID
 		copy(base[:], payload[1:deltaPrefix])
 		if base == bid || checkBase && base != e.Base {
-			return nil, berr(fmt.Errorf("%w: delta names base %s, index %s", ErrInvalidData, base.Str(), e.Base.Str()))
+			return nil, false, berr(fmt.Errorf("%w: delta names base %s, index %s", ErrInvalidData, base.Str(), e.Base.Str()))
 		}
-		// The payload lives in stored's memory, which a base's load
-		// (through another buffer) leaves alone.
+		// The payload lives in *scratch, which a base's load (through
+		// other buffers) leaves alone.
 		basePlain, err := r.loadBase(ctx, base)
 		if err != nil {
 			if errors.Is(err, ErrWriteOnly) {
-				return nil, err
+				return nil, false, err
 			}
-			return nil, berr(fmt.Errorf("%w: base %s: %w", ErrInvalidData, base.Str(), err))
+			return nil, false, berr(fmt.Errorf("%w: base %s: %w", ErrInvalidData, base.Str(), err))
 		}
-		out, err = r.decodeDelta(payload[deltaPrefix:], basePlain, rawLength, buf)
+		out, err = r.decodeDelta(payload[deltaPrefix:], basePlain, rawLength, (*plain)[:0])
 		if err != nil {
-			return nil, berr(fmt.Errorf("%w: decompress delta: %v", ErrInvalidData, err))
+			return nil, false, berr(fmt.Errorf("%w: decompress delta: %v", ErrInvalidData, err))
+		}
+		if cap(out) > cap(*plain) {
+			*plain = out[:0]
 		}
 	default:
-		return nil, berr(fmt.Errorf("%w: compression %d", ErrInvalidData, payload[0]))
+		return nil, false, berr(fmt.Errorf("%w: compression %d", ErrInvalidData, payload[0]))
 	}
 	if len(out) != int(rawLength) {
-		return nil, berr(fmt.Errorf("%w: %d bytes, index says %d", ErrInvalidData, len(out), rawLength))
+		return nil, false, berr(fmt.Errorf("%w: %d bytes, index says %d", ErrInvalidData, len(out), rawLength))
 	}
 	got := r.keys.IDs.Sum(out)
 	if !hmac.Equal(got[:], bid[:]) {
-		return nil, berr(fmt.Errorf("%w: content does not match its ID", ErrInvalidData))
+		return nil, false, berr(fmt.Errorf("%w: content does not match its ID", ErrInvalidData))
 	}
-	return out, nil
+	return out, inScratch, nil
 }
 
 // bufList keeps up to a fixed number of buffers for reuse. Unlike a

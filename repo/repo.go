@@ -308,8 +308,8 @@ func newRepository(be backends.Backend, keys *crypto.Keys, keyName string, o Opt
 		uploadSem: make(chan struct{}, max(o.Uploads, 1)),
 		payloads:  newBufList(max(o.Workers, 1)), packBufs: newBufList(max(o.Workers, 1) + max(o.Uploads, 1)),
 		deltas: newDeltaCodecs(max(o.Workers, 1)), bases: newBaseCache()}
-	r.packers[pack.DataBlob] = &packerPool{}
-	r.packers[pack.TreeBlob] = &packerPool{}
+	r.packers[pack.DataBlob] = newPackerPool(1)
+	r.packers[pack.TreeBlob] = newPackerPool(0)
 	return r
 }
 

@@ -1,16 +1,11 @@
 package snapshot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sort"
-	"sync"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/repo"
@@ -276,126 +271,57 @@ func (w *treeChecker) tree(ctx context.Context, tid id.ID) string {
 	return reason
 }
 
-// readPacks reads every pack not already known bad and verifies it. It
+// readPacks reads every pack not already known bad and verifies it: one
+// read per pack, its blobs decoded on every core (repo.VerifyPacks). It
 // returns the problems and the blobs that failed (blob -> pack file).
 func readPacks(ctx context.Context, r *repo.Repository, packs []index.PackRef, skip map[id.ID]bool, progress func(int, int)) ([]CheckProblem, map[id.ID]string, error) {
 	var (
-		mu    sync.Mutex
 		probs []CheckProblem
 		bad   = map[id.ID]string{}
 		good  = map[id.ID]bool{}
-		done  int
 	)
 	byPack := map[id.ID][]pack.Entry{}
 	r.Index().Each(func(p index.PackRef, e pack.Entry) {
 		byPack[p.ID] = append(byPack[p.ID], e)
 	})
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.Backend().Properties().Connections)
+	var reads []repo.PackRead
 	for _, p := range packs {
-		if skip[p.ID] {
-			continue
+		if !skip[p.ID] {
+			reads = append(reads, repo.PackRead{Pack: p, Blobs: byPack[p.ID]})
 		}
-		g.Go(func() error {
-			ps, bb := checkPack(gctx, r, p, byPack[p.ID])
-			mu.Lock()
-			defer mu.Unlock()
-			if gctx.Err() != nil {
-				return gctx.Err()
-			}
-			probs = append(probs, ps...)
-			isBad := map[id.ID]bool{}
-			for _, b := range bb {
-				isBad[b] = true
-				if !good[b] {
-					bad[b] = packFile(p.ID)
-				}
-			}
-			// A blob with a copy that verified is not lost.
-			for _, e := range byPack[p.ID] {
-				if !isBad[e.ID] {
-					good[e.ID] = true
-					delete(bad, e.ID)
-				}
-			}
-			done++
-			if progress != nil {
-				progress(done, len(packs))
-			}
-			return nil
-		})
 	}
-	if err := g.Wait(); err != nil {
+	err := r.VerifyPacks(ctx, reads, repo.StreamOptions{}, func(i int, packErr error, badBlobs []id.ID) error {
+		p := reads[i]
+		file := packFile(p.Pack.ID)
+		if packErr != nil {
+			probs = append(probs, CheckProblem{File: file, Err: packErr})
+		}
+		if len(badBlobs) > 0 && (packErr == nil || len(badBlobs) < len(p.Blobs)) {
+			probs = append(probs, CheckProblem{File: file, Err: fmt.Errorf("%w: %d of %d blobs damaged", repo.ErrInvalidData, len(badBlobs), len(p.Blobs))})
+		}
+		isBad := map[id.ID]bool{}
+		for _, b := range badBlobs {
+			isBad[b] = true
+			if !good[b] {
+				bad[b] = file
+			}
+		}
+		// A blob with a copy that verified is not lost.
+		for _, e := range p.Blobs {
+			if !isBad[e.ID] {
+				good[e.ID] = true
+				delete(bad, e.ID)
+			}
+		}
+		if progress != nil {
+			progress(i+1, len(reads))
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	return probs, bad, nil
-}
-
-func checkPack(ctx context.Context, r *repo.Repository, p index.PackRef, entries []pack.Entry) ([]CheckProblem, []id.ID) {
-	file := packFile(p.ID)
-	var probs []CheckProblem
-	problem := func(err error) { probs = append(probs, CheckProblem{File: file, Err: err}) }
-	var data []byte
-	err := r.Backend().Load(ctx, backends.Handle{Type: backends.PackFile, Name: p.ID.String()}, 0, 0, func(rd io.Reader) error {
-		var b bytes.Buffer
-		b.Grow(int(min(p.Size, 1<<31)))
-		_, err := b.ReadFrom(rd)
-		data = b.Bytes()
-		return err
-	})
-	if err != nil {
-		problem(err)
-		out := make([]id.ID, len(entries))
-		for i, e := range entries {
-			out[i] = e.ID
-		}
-		return probs, out
-	}
-	if id.Hash(data) != p.ID {
-		problem(fmt.Errorf("%w: content does not match its name", repo.ErrInvalidData))
-	}
-	if h, err := pack.Parse(r.Keys().Meta, data); err != nil {
-		problem(fmt.Errorf("%w: header: %v", repo.ErrInvalidData, err))
-	} else if !sameEntries(h.Entries, entries) {
-		problem(fmt.Errorf("%w: header does not match the index", repo.ErrInvalidData))
-	}
-	a, err := r.PackKey(p)
-	var badBlobs []id.ID
-	for _, e := range entries {
-		if err == nil && uint64(e.Offset)+uint64(e.Length) <= uint64(len(data)) {
-			// A delta blob is resolved: its base is loaded through the index.
-			_, oerr := r.OpenEntry(ctx, a, e, data[e.Offset:e.Offset+e.Length], nil)
-			if oerr == nil {
-				continue
-			}
-			if e.IsDelta() && errors.Is(oerr, repo.ErrInvalidData) {
-				problem(oerr)
-			}
-		}
-		badBlobs = append(badBlobs, e.ID)
-	}
-	if err != nil {
-		problem(fmt.Errorf("%w: pack key: %v", repo.ErrInvalidData, err))
-	} else if len(badBlobs) > 0 {
-		problem(fmt.Errorf("%w: %d of %d blobs damaged", repo.ErrInvalidData, len(badBlobs), len(entries)))
-	}
-	return probs, badBlobs
-}
-
-func sameEntries(a, b []pack.Entry) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	m := map[id.ID]pack.Entry{}
-	for _, e := range a {
-		m[e.ID] = e
-	}
-	for _, e := range b {
-		if m[e.ID] != e {
-			return false
-		}
-	}
-	return true
 }
 
 // dependants marks as bad every delta blob whose base is bad or in no

@@ -4,15 +4,18 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"time"
 )
 
-// startProfile writes a CPU profile to the file HOARD_CPUPROFILE names, for
-// tuning (bench/README.md); the returned function ends it. Without the
-// variable it does nothing.
+// startProfile writes a CPU profile to the file HOARD_CPUPROFILE names, and
+// a heap profile (taken every second, the last one kept) to the file
+// HOARD_MEMPROFILE names, for tuning (bench/README.md); the returned
+// function ends them. Without the variables it does nothing.
 func startProfile() func() {
+	stopMem := startMemProfile()
 	path := os.Getenv("HOARD_CPUPROFILE")
 	if path == "" {
-		return func() {}
+		return stopMem
 	}
 	f, err := os.Create(path)
 	if err == nil {
@@ -20,10 +23,46 @@ func startProfile() func() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hoard: HOARD_CPUPROFILE:", err)
-		return func() {}
+		return stopMem
 	}
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+		stopMem()
+	}
+}
+
+func startMemProfile() func() {
+	path := os.Getenv("HOARD_MEMPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	write := func() {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hoard: HOARD_MEMPROFILE:", err)
+			return
+		}
+		_ = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				write()
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
 	}
 }

@@ -20,9 +20,6 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
 	"github.com/hoard-backup/hoard/repo/index"
@@ -521,14 +518,39 @@ func (rs *restorer) restoreFiles(ctx context.Context) error {
 			return err
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(rs.o.Workers)
+	// One read per pack (ranged to the part needed), packs in the order
+	// the files first need them; each distinct blob is decoded once and
+	// written to every place that holds it while its pack is in memory.
+	var reads []repo.BlobRead
+	var uses [][]blobRef
 	for _, pid := range order {
 		refs := byPack[pid]
 		delete(byPack, pid)
-		g.Go(func() error { return rs.restorePack(gctx, refs) })
+		sort.SliceStable(refs, func(a, b int) bool { return refs[a].loc.Offset < refs[b].loc.Offset })
+		for k := 0; k < len(refs); {
+			e := k + 1
+			for e < len(refs) && refs[e].loc.Offset == refs[k].loc.Offset {
+				e++
+			}
+			reads = append(reads, repo.BlobRead{ID: refs[k].id, Loc: refs[k].loc})
+			uses = append(uses, refs[k:e:e])
+			k = e
+		}
 	}
-	return g.Wait()
+	err := rs.r.StreamBlobs(ctx, reads, repo.StreamOptions{Loads: rs.o.Workers, Unordered: true}, func(i int, plain []byte, err error) error {
+		refs := uses[i]
+		uses[i] = nil
+		for _, ref := range refs {
+			if e := rs.write(ref, plain, err); e != nil {
+				return e
+			}
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 func (j *fileJob) setErr(err error) {
@@ -537,116 +559,6 @@ func (j *fileJob) setErr(err error) {
 		j.err = err
 	}
 	j.mu.Unlock()
-}
-
-// restorePack reads the blobs of one pack in one pass and writes them.
-func (rs *restorer) restorePack(ctx context.Context, refs []blobRef) error {
-	sort.Slice(refs, func(a, b int) bool { return refs[a].loc.Offset < refs[b].loc.Offset })
-	p := refs[0].loc.Pack
-	start := int64(refs[0].loc.Offset)
-	last := refs[len(refs)-1].loc
-	end := int64(last.Offset) + int64(last.Length)
-	a, keyErr := rs.r.PackKey(p)
-	var stored, plain []byte
-	var stopErr error // from write: ends the restore
-	next := 0         // first ref not yet done
-	loadErr := rs.r.Backend().Load(ctx, backends.Handle{Type: backends.PackFile, Name: p.ID.String()}, int(end-start), start,
-		func(rd io.Reader) error {
-			pos := start
-			for next < len(refs) {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				loc := refs[next].loc
-				if skip := int64(loc.Offset) - pos; skip > 0 {
-					if _, err := io.CopyN(io.Discard, rd, skip); err != nil {
-						return err
-					}
-					pos += skip
-				}
-				if int64(loc.Length) > int64(repo.MaxStoredSize(pack.DataBlob)) {
-					return fmt.Errorf("%w: index claims a blob of %d bytes in pack %s", repo.ErrInvalidData, loc.Length, p.ID.Str())
-				}
-				if cap(stored) < int(loc.Length) {
-					stored = make([]byte, loc.Length)
-				}
-				stored = stored[:loc.Length]
-				if _, err := io.ReadFull(rd, stored); err != nil {
-					return err
-				}
-				pos += int64(loc.Length)
-				var err error
-				if keyErr != nil {
-					err = fmt.Errorf("%w: pack key of %s: %v", repo.ErrInvalidData, p.ID.Str(), keyErr)
-				} else {
-					var out []byte
-					out, err = rs.r.OpenBlob(a, pack.DataBlob, refs[next].id, stored, loc.RawLength, plain)
-					if err == nil {
-						plain = out
-					} else {
-						err = &repo.BlobError{Type: pack.DataBlob, ID: refs[next].id, Pack: p.ID, Err: err}
-					}
-				}
-				if err != nil {
-					plain, err = rs.otherCopy(ctx, refs[next].id, plain, err)
-				}
-				// Every use of this blob (deduplicated content) at once.
-				for k := next; k < len(refs) && refs[k].loc.Offset == loc.Offset; k++ {
-					next = k + 1 // counted once, whatever write says
-					if e := rs.write(refs[k], plain, err); e != nil {
-						stopErr = e
-						return e
-					}
-				}
-			}
-			return nil
-		})
-	if stopErr != nil {
-		return stopErr // a file failed and errors are not ignored
-	}
-	if loadErr != nil && ctx.Err() != nil {
-		return ctx.Err()
-	}
-	// Blobs not reached (missing or short pack) are read from another copy
-	// if there is one, or fail their files.
-	if errors.Is(loadErr, backends.ErrNotExist) {
-		rs.r.MarkMissing(p.ID)
-	}
-	var data []byte
-	var dataErr error
-	for k := next; k < len(refs); k++ {
-		if k == next || refs[k].id != refs[k-1].id {
-			err := loadErr
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			// A short or missing pack is damage; a backend that could not be
-			// reached after every retry is not.
-			if !errors.Is(err, backends.ErrUnavailable) && (errors.Is(err, backends.ErrNotExist) ||
-				errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, backends.ErrRange)) {
-				err = fmt.Errorf("%w: %v", repo.ErrInvalidData, err)
-			}
-			data, dataErr = rs.otherCopy(ctx, refs[k].id, data, &repo.BlobError{Type: pack.DataBlob, ID: refs[k].id, Pack: p.ID, Err: err})
-		}
-		if e := rs.write(refs[k], data, dataErr); e != nil {
-			return e
-		}
-	}
-	return nil
-}
-
-// otherCopy reads a blob whose planned copy failed (err) from the copies
-// the index knows (Repository.LoadBlob tries each, packs found missing
-// last). It returns err when none can be read, and nil data then.
-func (rs *restorer) otherCopy(ctx context.Context, bid id.ID, buf []byte, err error) ([]byte, error) {
-	if errors.Is(err, repo.ErrWriteOnly) || ctx.Err() != nil || len(rs.r.Index().Lookup(pack.DataBlob, bid)) < 2 {
-		return nil, err
-	}
-	out, lerr := rs.r.LoadBlob(ctx, pack.DataBlob, bid, buf)
-	if lerr != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // write puts one blob into its file (or records why it could not) and
@@ -826,9 +738,10 @@ func splitSlash(p string) []string {
 	return append(out, p[start:])
 }
 
-// Dump writes the content of the file node n to w, loading up to workers
-// blobs ahead in parallel while writing in order. Each slot of the window
-// keeps its buffer, so a long stream allocates nothing per blob.
+// Dump writes the content of the file node n to w. Its blobs are read
+// through repo.StreamBlobs: neighbouring blobs of a pack in one ranged
+// read, read ahead and decoded on every core, written in order. workers
+// bounds the concurrent reads (0: the backend's connections).
 func Dump(ctx context.Context, r *repo.Repository, n *snapshot.Node, w io.Writer, workers int) error {
 	if n.Type != snapshot.TypeFile {
 		return fmt.Errorf("dump: %s is a %s, not a file", n.Name, n.Type)
@@ -836,65 +749,43 @@ func Dump(ctx context.Context, r *repo.Repository, n *snapshot.Node, w io.Writer
 	if !r.CanRead() {
 		return repo.ErrWriteOnly
 	}
-	if workers <= 0 {
-		workers = 2 * r.Backend().Properties().Connections
-	}
-	type slot struct {
-		id   id.ID
-		buf  []byte
-		err  error
-		done chan struct{}
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	free := make(chan *slot, workers)
-	for i := 0; i < workers; i++ {
-		free <- &slot{done: make(chan struct{}, 1)}
-	}
-	ordered := make(chan *slot, workers)
-	g.Go(func() error {
-		defer close(ordered)
-		for _, c := range n.Content {
-			var s *slot
-			select {
-			case <-gctx.Done():
-				return gctx.Err()
-			case s = <-free:
-			}
-			s.id = c
-			g.Go(func() error {
-				s.buf, s.err = r.LoadBlob(gctx, pack.DataBlob, s.id, s.buf)
-				s.done <- struct{}{}
-				return nil
-			})
-			select {
-			case <-gctx.Done():
-				return gctx.Err()
-			case ordered <- s:
-			}
+	var written uint64
+	// Located a window at a time, so that a huge file's locations do not
+	// all sit in memory (the pipeline drains once per window).
+	const window = 8192
+	for start := 0; start < len(n.Content); start += window {
+		reads, err := contentReads(r, n.Content[start:min(start+window, len(n.Content))])
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	g.Go(func() error {
-		var written uint64
-		for s := range ordered {
-			select {
-			case <-gctx.Done():
-				return gctx.Err()
-			case <-s.done:
-			}
-			if s.err != nil {
-				return s.err
-			}
-			if _, err := w.Write(s.buf); err != nil {
+		err = r.StreamBlobs(ctx, reads, repo.StreamOptions{Loads: workers}, func(_ int, plain []byte, err error) error {
+			if err != nil {
 				return err
 			}
-			written += uint64(len(s.buf))
-			free <- s
+			written += uint64(len(plain))
+			_, err = w.Write(plain)
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		if written != n.Size {
-			return fmt.Errorf("dump: %w: %d bytes, snapshot says %d", repo.ErrInvalidData, written, n.Size)
+	}
+	if written != n.Size {
+		return fmt.Errorf("dump: %w: %d bytes, snapshot says %d", repo.ErrInvalidData, written, n.Size)
+	}
+	return nil
+}
+
+// contentReads locates each blob of a file's content.
+func contentReads(r *repo.Repository, content []id.ID) ([]repo.BlobRead, error) {
+	idx := r.Index()
+	reads := make([]repo.BlobRead, len(content))
+	for i, c := range content {
+		locs := idx.Lookup(pack.DataBlob, c)
+		if len(locs) == 0 {
+			return nil, &repo.BlobError{Type: pack.DataBlob, ID: c, Err: repo.ErrBlobNotFound}
 		}
-		return nil
-	})
-	return g.Wait()
+		reads[i] = repo.BlobRead{ID: c, Loc: locs[0]}
+	}
+	return reads, nil
 }

@@ -1,0 +1,684 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"runtime"
+	"sync"
+
+	"github.com/hoard-backup/hoard/backends"
+	"github.com/hoard-backup/hoard/repo/crypto"
+	"github.com/hoard-backup/hoard/repo/id"
+	"github.com/hoard-backup/hoard/repo/index"
+	"github.com/hoard-backup/hoard/repo/pack"
+)
+
+// BlobRead is one blob for StreamBlobs to read: its ID and where it is.
+type BlobRead struct {
+	ID  id.ID
+	Loc index.Location
+}
+
+// PackRead is one pack for VerifyPacks: every byte of it is read, and the
+// listed blobs (from the index) are decoded and verified.
+type PackRead struct {
+	Pack  index.PackRef
+	Blobs []pack.Entry
+}
+
+// StreamOptions tune the read pipeline; the zero value is sensible.
+type StreamOptions struct {
+	// ReadAhead bounds the stored bytes loaded and not yet handed on;
+	// 0 means 16 MiB. A single read larger than it still proceeds alone.
+	ReadAhead int
+	// MaxGap is the largest run of unwanted bytes between two blobs of
+	// one pack that is read through rather than skipped with a second
+	// request; 0 means 256 KiB.
+	MaxGap int
+	// MaxRead bounds one ranged read; 0 means 4 MiB, the most it may be.
+	MaxRead int
+	// Loads bounds concurrent backend reads; 0 means the backend's
+	// Connections.
+	Loads int
+	// Workers bounds concurrent blob decoding; 0 means GOMAXPROCS.
+	Workers int
+	// Unordered lets StreamBlobs call fn from the decoding goroutines,
+	// concurrently and in any order, as soon as each blob is ready: for a
+	// restore, which writes every blob at its own place. fn must then be
+	// safe for concurrent use.
+	Unordered bool
+}
+
+func (o StreamOptions) withDefaults(be backends.Backend) StreamOptions {
+	if o.ReadAhead <= 0 {
+		o.ReadAhead = 16 << 20
+	}
+	if o.MaxGap <= 0 {
+		o.MaxGap = 256 << 10
+	}
+	if o.MaxRead <= 0 || o.MaxRead > maxReadSize {
+		o.MaxRead = maxReadSize
+	}
+	if o.Loads <= 0 {
+		o.Loads = max(be.Properties().Connections, 1)
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	return o
+}
+
+// maxReadSize bounds a ranged read that StreamBlobs makes, and is the size
+// of its read buffers.
+const maxReadSize = 4 << 20
+
+// segment is one ranged read of a pack covering reads[first:first+n].
+type segment struct {
+	pack       index.PackRef
+	start, end int64 // byte range; end < 0 means the whole pack
+	first, n   int
+	whole      bool         // check: the whole pack, hashed and its header compared
+	want       []pack.Entry // whole segments: what the index lists
+
+	buf     *[]byte // the loaded bytes (nil until loaded)
+	data    []byte
+	loadErr error
+	aead    *crypto.AEAD
+	keyErr  error
+	loaded  chan struct{}
+	packErr error         // whole segments: the pack's own verification
+	packOK  chan struct{} // whole segments: packErr is set
+}
+
+// slot carries one blob from a decoding worker to the in-order consumer.
+// Slots are reused, so decoding allocates nothing per blob once warm.
+type slot struct {
+	seg     *segment
+	i       int // index in reads
+	last    bool
+	scratch []byte
+	plain   []byte
+	out     []byte
+	err     error
+	cerr    error // Unordered: what consume returned
+	done    chan struct{}
+}
+
+// StreamBlobs reads the blobs in reads and calls fn for each, in the order
+// given, on the calling goroutine. Neighbouring reads in one pack are
+// fetched with one ranged read (MaxGap, MaxRead); reads are fetched ahead
+// (ReadAhead) by Loads goroutines and decrypted, decompressed and verified
+// by Workers goroutines, so a writer in fn finds the next blob ready.
+//
+// plain is only valid during the call. A blob that could not be read or
+// verified gives fn a *BlobError (plain is nil); other stored copies are
+// tried first. An error returned by fn stops the stream and is returned.
+func (r *Repository) StreamBlobs(ctx context.Context, reads []BlobRead, o StreamOptions, fn func(i int, plain []byte, err error) error) error {
+	if !r.CanRead() {
+		return ErrWriteOnly
+	}
+	o = o.withDefaults(r.be)
+	var segs []*segment
+	for i := 0; i < len(reads); {
+		loc := reads[i].Loc
+		s := &segment{pack: loc.Pack, start: int64(loc.Offset), end: int64(loc.Offset) + int64(loc.Length), first: i, n: 1}
+		for j := i + 1; j < len(reads); j++ {
+			l := reads[j].Loc
+			if l.Pack.ID != s.pack.ID || int64(l.Offset) < s.end-int64(reads[j-1].Loc.Length) {
+				break
+			}
+			// Blobs may repeat (the same chunk twice in a row): a repeat
+			// starts at or after the previous blob's start.
+			if int64(l.Offset) < int64(reads[j-1].Loc.Offset) {
+				break
+			}
+			end := max(s.end, int64(l.Offset)+int64(l.Length))
+			if int64(l.Offset)-s.end > int64(o.MaxGap) || end-s.start > int64(o.MaxRead) {
+				break
+			}
+			s.end = end
+			s.n++
+		}
+		segs = append(segs, s)
+		i += s.n
+	}
+	return r.stream(ctx, o, segs, func(s *segment, k int) pack.Entry {
+		b := reads[k]
+		return pack.Entry{Type: b.Loc.Type, ID: b.ID, Offset: b.Loc.Offset, Length: b.Loc.Length, RawLength: b.Loc.RawLength, Base: b.Loc.Base}
+	}, func(s *slot) error {
+		return fn(s.i, s.out, s.err)
+	}, func(k int, buf []byte) ([]byte, error) {
+		return r.loadOther(ctx, reads[k].ID, reads[k].Loc, buf)
+	})
+}
+
+// VerifyPacks reads each pack whole (one read per pack), checks that its
+// bytes hash to its name and its sealed header lists the same blobs as
+// packs[i].Blobs, and decodes and verifies every blob, in parallel. It
+// calls fn once per pack, in order, with the pack's own problem (nil, or an
+// error wrapping ErrInvalidData or the backend's error) and the IDs of the
+// blobs that failed.
+func (r *Repository) VerifyPacks(ctx context.Context, packs []PackRead, o StreamOptions, fn func(i int, packErr error, bad []id.ID) error) error {
+	if !r.CanRead() {
+		return ErrWriteOnly
+	}
+	if o.ReadAhead <= 0 {
+		// Two whole packs: one being decoded while the next is read.
+		for _, p := range packs {
+			o.ReadAhead = max(o.ReadAhead, 2*int(min(p.Pack.Size, 1<<30)))
+		}
+	}
+	o = o.withDefaults(r.be)
+	segs := make([]*segment, len(packs))
+	first := 0
+	for i, p := range packs {
+		segs[i] = &segment{pack: p.Pack, start: 0, end: int64(p.Pack.Size), first: first, n: len(p.Blobs), whole: true, want: p.Blobs}
+		first += len(p.Blobs)
+	}
+	var bad []id.ID
+	packOf := make([]int, 0, first)
+	for i, p := range packs {
+		for range p.Blobs {
+			packOf = append(packOf, i)
+		}
+	}
+	entry := func(k int) pack.Entry {
+		p := packs[packOf[k]]
+		return p.Blobs[k-segs[packOf[k]].first]
+	}
+	cur := 0
+	finish := func(upTo int) error {
+		// Packs without blobs, and packs whose last blob was just handed
+		// on, are reported in order.
+		for cur < upTo {
+			s := segs[cur]
+			<-s.packOK
+			if err := fn(cur, s.packErr, bad); err != nil {
+				return err
+			}
+			bad = nil
+			cur++
+		}
+		return nil
+	}
+	err := r.stream(ctx, o, segs, func(s *segment, k int) pack.Entry {
+		return entry(k)
+	}, func(s *slot) error {
+		p := packOf[s.i]
+		if err := finish(p); err != nil {
+			return err
+		}
+		if s.err != nil {
+			bad = append(bad, entry(s.i).ID)
+		}
+		if s.last {
+			return finish(p + 1)
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return err
+	}
+	return finish(len(segs))
+}
+
+// stream runs the pipeline over segs: a producer that admits segments
+// within the read-ahead budget, Loads loaders, a dispatcher that hands the
+// blobs of loaded segments to Workers decoders through a fixed set of
+// slots, and the consumer (the caller's goroutine) that takes slots in
+// order. blob describes the k-th blob; fallback, when set, loads a blob
+// that failed from another stored copy.
+func (r *Repository) stream(ctx context.Context, o StreamOptions, segs []*segment,
+	blob func(s *segment, k int) pack.Entry,
+	consume func(s *slot) error,
+	fallback func(k int, buf []byte) ([]byte, error)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // runs before wg.Wait
+
+	budget := newByteBudget(int64(o.ReadAhead))
+	loadCh := make(chan *segment)
+	for _, s := range segs {
+		s.loaded = make(chan struct{})
+		if s.whole {
+			s.packOK = make(chan struct{})
+		}
+	}
+	// Producer: admits segments in order within the budget.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(loadCh)
+		for _, s := range segs {
+			if !budget.acquire(ctx, s.end-s.start) {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				budget.release(s.end - s.start)
+				return
+			case loadCh <- s:
+			}
+		}
+	}()
+	var largest int64
+	for _, s := range segs {
+		largest = max(largest, s.end-s.start)
+	}
+	bufs := &segBufs{limit: int64(o.ReadAhead) + largest}
+	for range o.Loads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range loadCh {
+				r.loadSegment(ctx, s, bufs)
+				close(s.loaded)
+			}
+		}()
+	}
+
+	nslots := 2*o.Workers + 2
+	free := make(chan *slot, nslots)
+	for range nslots {
+		free <- &slot{done: make(chan struct{}, 1)}
+	}
+	work := make(chan *slot, nslots)
+	for range o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range work {
+				r.decodeSlot(ctx, s, blob)
+				if o.Unordered {
+					s.cerr = r.consumeSlot(ctx, s, consume, fallback)
+				}
+				s.done <- struct{}{}
+			}
+		}()
+	}
+	ordered := make(chan *slot, nslots)
+	// Dispatcher: segments in order, blobs in order, one slot each.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(ordered)
+		defer close(work)
+		for _, s := range segs {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.loaded:
+			}
+			if s.whole {
+				// The pack's hash and header, on a worker, alongside its
+				// blobs (decoding leaves the loaded bytes intact). Its
+				// slot is not handed to the consumer.
+				if s.loadErr != nil {
+					s.packErr = s.loadErr
+					close(s.packOK)
+				} else {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						s.packErr = r.verifyPackBytes(s)
+						close(s.packOK)
+					}()
+				}
+			}
+			for k := s.first; k < s.first+s.n; k++ {
+				var sl *slot
+				select {
+				case <-ctx.Done():
+					return
+				case sl = <-free:
+				}
+				sl.seg, sl.i, sl.last = s, k, k == s.first+s.n-1
+				select {
+				case <-ctx.Done():
+					return
+				case work <- sl:
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case ordered <- sl:
+				}
+			}
+		}
+	}()
+
+	// Consumer.
+	var err error
+	next := 0 // segments fully handed on
+	releaseUpTo := func(seg *segment) {
+		// Segments without blobs before seg: the dispatcher passed them,
+		// so they are loaded.
+		for next < len(segs) && segs[next] != seg {
+			if s := segs[next]; s.whole {
+				<-s.packOK
+			}
+			r.releaseSegment(segs[next], budget, bufs)
+			next++
+		}
+	}
+	for sl := range ordered {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sl.done:
+		}
+		releaseUpTo(sl.seg) // earlier segments (and empty ones) are done
+		if o.Unordered {
+			err = sl.cerr
+		} else {
+			err = r.consumeSlot(ctx, sl, consume, fallback)
+		}
+		seg := sl.seg
+		last := sl.last
+		sl.out, sl.err, sl.cerr = nil, nil, nil
+		free <- sl
+		if err != nil {
+			cancel()
+			return err
+		}
+		if last {
+			if seg.whole {
+				<-seg.packOK
+			}
+			r.releaseSegment(seg, budget, bufs)
+			next++
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for ; next < len(segs); next++ {
+		s := segs[next]
+		<-s.loaded
+		if s.whole {
+			<-s.packOK
+		}
+		r.releaseSegment(s, budget, bufs)
+	}
+	return nil
+}
+
+// consumeSlot hands a decoded blob to consume, after trying another copy
+// of a blob that failed.
+func (r *Repository) consumeSlot(ctx context.Context, sl *slot, consume func(*slot) error, fallback func(int, []byte) ([]byte, error)) error {
+	if sl.err != nil && fallback != nil && ctx.Err() == nil {
+		if out, ferr := fallback(sl.i, sl.plain); ferr == nil {
+			sl.out, sl.plain, sl.err = out, out[:0], nil
+		}
+	}
+	return consume(sl)
+}
+
+func (r *Repository) releaseSegment(s *segment, b *byteBudget, bufs *segBufs) {
+	if s.buf != nil {
+		bufs.put(s.buf)
+		s.buf, s.data = nil, nil
+	}
+	b.release(s.end - s.start)
+}
+
+// segBufs keeps the buffers of finished reads for reuse. Buffers in use
+// and kept add up to at most limit (the read-ahead plus the largest read)
+// past which returned buffers are dropped, so memory stays bounded however
+// the sizes of reads vary.
+type segBufs struct {
+	mu    sync.Mutex
+	free  []*[]byte
+	bytes int64 // kept in free
+	inUse int64 // handed out by get
+	limit int64
+}
+
+// get returns a buffer of length n, reused when one is large enough.
+func (p *segBufs) get(n int) *[]byte {
+	p.mu.Lock()
+	best := -1
+	for i, b := range p.free {
+		if cap(*b) >= n && (best < 0 || cap(*b) < cap(*p.free[best])) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		b := p.free[best]
+		p.free[best] = p.free[len(p.free)-1]
+		p.free = p.free[:len(p.free)-1]
+		p.bytes -= int64(cap(*b))
+		p.inUse += int64(cap(*b))
+		p.mu.Unlock()
+		*b = (*b)[:n]
+		return b
+	}
+	// Sizes are rounded up to an eighth of their power of two, so that a
+	// kept buffer fits the next read of about the same size (packs differ
+	// by a few blobs) instead of being replaced by a new one.
+	round := 64 << 10
+	if n > 8*round {
+		round = 1 << (bits.Len(uint(n)) - 3)
+	}
+	b := make([]byte, n, (n+round-1)/round*round)
+	p.inUse += int64(cap(b))
+	// Kept buffers too small for this read make room for it.
+	for p.bytes+p.inUse > p.limit && len(p.free) > 0 {
+		p.bytes -= int64(cap(*p.free[0]))
+		p.free = p.free[1:]
+	}
+	p.mu.Unlock()
+	return &b
+}
+
+// put keeps b for reuse, or drops it (oldest first) past the limit.
+func (p *segBufs) put(b *[]byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inUse -= int64(cap(*b))
+	p.free = append(p.free, b)
+	p.bytes += int64(cap(*b))
+	for p.bytes+p.inUse > p.limit && len(p.free) > 0 {
+		p.bytes -= int64(cap(*p.free[0]))
+		p.free = p.free[1:]
+	}
+}
+
+// loadSegment reads s's byte range into a pooled buffer and opens its pack
+// key. Errors are kept in s for its blobs.
+func (r *Repository) loadSegment(ctx context.Context, s *segment, bufs *segBufs) {
+	s.aead, s.keyErr = r.PackKey(s.pack)
+	if s.keyErr != nil && !s.whole {
+		return // nothing to decode with; the blobs fail (or fall back)
+	}
+	n := int(s.end - s.start)
+	bp := bufs.get(n)
+	data := *bp
+	s.buf = bp
+	length := n
+	if s.whole {
+		length = 0 // all of it, and find out when the pack is shorter
+	}
+	got := 0
+	err := r.be.Load(ctx, backends.Handle{Type: backends.PackFile, Name: s.pack.ID.String()}, length, s.start,
+		func(rd io.Reader) error {
+			got = 0 // fn may be called again on a retry
+			for got < len(data) {
+				m, err := rd.Read(data[got:])
+				got += m
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if s.whole {
+				// More bytes than the index says: the pack is not what
+				// was indexed.
+				var one [1]byte
+				if m, _ := io.ReadFull(rd, one[:]); m > 0 {
+					got++
+				}
+			}
+			return nil
+		})
+	if err == nil && got != n {
+		err = fmt.Errorf("%w: pack %s has %d bytes, index says %d or more", ErrInvalidData, s.pack.ID.Str(), got, n)
+		if s.whole && got > n {
+			err = fmt.Errorf("%w: pack %s is longer than indexed", ErrInvalidData, s.pack.ID.Str())
+		}
+		got = min(got, n)
+	}
+	if err != nil && !errors.Is(err, ErrInvalidData) && !errors.Is(err, backends.ErrUnavailable) &&
+		(errors.Is(err, backends.ErrNotExist) || errors.Is(err, backends.ErrRange) ||
+			errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
+		err = fmt.Errorf("%w: %v", ErrInvalidData, err)
+	}
+	s.loadErr = err
+	s.data = data[:got]
+}
+
+// verifyPackBytes checks a whole pack: its bytes hash to its name and its
+// header decodes and lists what the index lists.
+func (r *Repository) verifyPackBytes(s *segment) error {
+	if s.loadErr != nil {
+		return s.loadErr
+	}
+	if id.Hash(s.data) != s.pack.ID {
+		return fmt.Errorf("%w: content does not match its name", ErrInvalidData)
+	}
+	h, err := pack.Parse(r.keys.Meta, s.data)
+	if err != nil {
+		return fmt.Errorf("%w: header: %v", ErrInvalidData, err)
+	}
+	if !sameEntries(h.Entries, s.want) {
+		return fmt.Errorf("%w: header does not match the index", ErrInvalidData)
+	}
+	if s.keyErr != nil {
+		return fmt.Errorf("%w: pack key: %v", ErrInvalidData, s.keyErr)
+	}
+	return nil
+}
+
+// decodeSlot opens the blob of slot s from its loaded segment, leaving the
+// segment's bytes intact.
+func (r *Repository) decodeSlot(ctx context.Context, s *slot, blob func(*segment, int) pack.Entry) {
+	seg := s.seg
+	e := blob(seg, s.i)
+	t, bid, off, length, rawLength := e.Type, e.ID, int64(e.Offset), e.Length, e.RawLength
+	berr := func(err error) error { return &BlobError{Type: t, ID: bid, Pack: seg.pack.ID, Err: err} }
+	s.out = nil
+	switch {
+	case seg.keyErr != nil:
+		if errors.Is(seg.keyErr, ErrWriteOnly) {
+			s.err = ErrWriteOnly
+		} else {
+			s.err = berr(fmt.Errorf("%w: pack key: %v", ErrInvalidData, seg.keyErr))
+		}
+		return
+	case int64(length) > int64(MaxStoredSize(t)) || int64(rawLength) > int64(MaxRawSize(t)):
+		s.err = berr(fmt.Errorf("%w: index claims a blob of %d bytes", ErrInvalidData, length))
+		return
+	}
+	lo, hi := off-seg.start, off-seg.start+int64(length)
+	if lo < 0 || hi > int64(len(seg.data)) {
+		err := seg.loadErr
+		if err == nil {
+			err = fmt.Errorf("%w: blob at %d+%d is outside the %d bytes read", ErrInvalidData, off, length, len(seg.data))
+		}
+		s.err = berr(err)
+		return
+	}
+	// A delta's base is loaded through the index and must be the one
+	// the index names.
+	out, _, err := r.decodeBlob(ctx, seg.aead, e, seg.data[lo:hi], &s.scratch, &s.plain, 0, true)
+	if err != nil {
+		var be *BlobError
+		if errors.As(err, &be) && be.Pack.IsNull() {
+			be.Pack = seg.pack.ID
+		}
+		s.err = err
+		return
+	}
+	s.out, s.err = out, nil
+}
+
+// loadOther loads a blob that failed in pack failed.Pack from any other
+// copy the index knows.
+func (r *Repository) loadOther(ctx context.Context, bid id.ID, failed index.Location, buf []byte) ([]byte, error) {
+	var firstErr error = ErrBlobNotFound
+	for _, loc := range r.Locations(failed.Type, bid) {
+		if loc.Pack.ID == failed.Pack.ID && loc.Offset == failed.Offset {
+			continue
+		}
+		out, err := r.loadFromDepth(ctx, bid, loc, buf, 0)
+		if err == nil {
+			return out, nil
+		}
+		firstErr = err
+	}
+	return nil, firstErr
+}
+
+// byteBudget is a counting semaphore over bytes. A request larger than the
+// whole budget is admitted when nothing else is held.
+type byteBudget struct {
+	mu    sync.Mutex
+	cond  chan struct{}
+	limit int64
+	used  int64
+}
+
+func newByteBudget(limit int64) *byteBudget {
+	return &byteBudget{limit: limit, cond: make(chan struct{})}
+}
+
+func (b *byteBudget) acquire(ctx context.Context, n int64) bool {
+	for {
+		b.mu.Lock()
+		if b.used == 0 || b.used+n <= b.limit {
+			b.used += n
+			b.mu.Unlock()
+			return true
+		}
+		wait := b.cond
+		b.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-wait:
+		}
+	}
+}
+
+func (b *byteBudget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	close(b.cond)
+	b.cond = make(chan struct{})
+	b.mu.Unlock()
+}
+
+// sameEntries reports whether a and b list the same blobs at the same
+// places, in any order.
+func sameEntries(a, b []pack.Entry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := make(map[id.ID]pack.Entry, len(a))
+	for _, e := range a {
+		m[e.ID] = e
+	}
+	for _, e := range b {
+		if m[e.ID] != e {
+			return false
+		}
+	}
+	return true
+}
