@@ -677,6 +677,20 @@ func (r *Repository) Upgrade(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("%w: the config changed while open", ErrInvalidData)
 	}
 	oc.Version = FormatVersion
+	// The config's signature covers its version: a full key signs the
+	// upgraded config (a version 1 config that had no signature gets one);
+	// a write-only key cannot, and must not leave a signature that no
+	// longer verifies.
+	if r.keys.CanRead() {
+		oc.Fingerprint = r.keys.Fingerprint()
+		sig, err := r.keys.Sign(crypto.ConfigStatement(oc.ID, oc.Version, oc.Fingerprint, oc.Body), r.now().UTC())
+		if err != nil {
+			return false, err
+		}
+		oc.Signature = base64.StdEncoding.EncodeToString(sig)
+	} else if oc.Signature != "" || oc.Fingerprint != "" {
+		return false, fmt.Errorf("%w: the config is signed by the data key, which only a full key can sign again; upgrade with a full key", ErrWriteOnly)
+	}
 	outer, err := json.MarshalIndent(oc, "", "  ")
 	if err != nil {
 		return false, err
@@ -685,5 +699,6 @@ func (r *Repository) Upgrade(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("repo: save config: %w", err)
 	}
 	r.cfg.Version = FormatVersion
+	r.configSigned = oc.Signature != ""
 	return true, nil
 }
