@@ -114,6 +114,11 @@ func TestE2EPITR(t *testing.T) {
 		t.Errorf("restore --start does not report where recovery stopped:\n%s", out)
 	}
 
+	// A physical backup is not a dump: db restore without --data-dir refuses.
+	if _, stderr, code := p.run(cfgEnv, "db", "restore", "main"); code != exitRefused || !strings.Contains(stderr, "--data-dir") {
+		t.Errorf("db restore of a physical backup without --data-dir: exit %d, %s", code, stderr)
+	}
+
 	// A data directory that holds files is refused without --force.
 	_, stderr, code := p.run(cfgEnv, "db", "restore", "main", "--to-end", "--data-dir", r1.data)
 	if code != exitRefused || !strings.Contains(stderr, "not empty") {
