@@ -23,8 +23,10 @@ W=$(mktemp -d /tmp/hoard-pitr-bench-XXXXXX)
 mount -t tmpfs -o size=3g tmpfs "$W"
 PORT=$((55400 + RANDOM % 100))
 cleanup() {
-	runuser -u postgres -- "$BIN/pg_ctl" -D "$W/data" -m immediate stop >/dev/null 2>&1 || true
-	runuser -u postgres -- "$BIN/pg_ctl" -D "$W/restored" -m immediate stop >/dev/null 2>&1 || true
+	runuser -u postgres -- "$BIN/pg_ctl" -D "$W/data" -m immediate -w stop >/dev/null 2>&1 || true
+	runuser -u postgres -- "$BIN/pg_ctl" -D "$W/restored" -m immediate -w stop >/dev/null 2>&1 || true
+	GNUPGHOME="$W/gnupg" gpgconf --kill gpg-agent 2>/dev/null || true
+	sleep 1
 	umount "$W" && rmdir "$W"
 }
 trap cleanup EXIT

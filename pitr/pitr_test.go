@@ -369,3 +369,53 @@ func TestExtractRefusesEscapes(t *testing.T) {
 		t.Fatalf("PrepareDir with force left %d entries", len(entries))
 	}
 }
+
+// Prune keeps the blobs of every WAL catalog entry (they are in no
+// snapshot); once Expired and Forget drop an entry, prune frees its pack.
+func TestPruneKeepsWAL(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New()
+	r := newRepo(t, be)
+	dir := t.TempDir()
+	a := segment(t, dir, "000000010000000000000002", 2<<20, 5)
+	b := segment(t, dir, "000000010000000000000003", 2<<20, 6)
+	for _, p := range []string{a, b} {
+		if _, err := pitr.Push(ctx, r, "main", p, "db1", time.Now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prune := func() *repo.PrunePlan {
+		t.Helper()
+		plan, _, err := snapshot.Prune(ctx, reopen(t, be, "pw"), repo.PruneOptions{MaxUnused: 0.05}, true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return plan
+	}
+	if plan := prune(); len(plan.Delete) != 0 || plan.UsedBlobs == 0 {
+		t.Fatalf("prune with only WAL in the repository: delete %d packs, %d used blobs", len(plan.Delete), plan.UsedBlobs)
+	}
+	for _, p := range []string{a, b} {
+		out := filepath.Join(dir, "out")
+		if err := pitr.Fetch(ctx, reopen(t, be, "pw"), "main", filepath.Base(p), out); err != nil {
+			t.Fatalf("fetch after prune: %v", err)
+		}
+		sameFile(t, p, out)
+	}
+
+	arch, _ := pitr.ReadArchive(ctx, be)
+	sns := []*snapshot.Snapshot{baseSnapshot("000000010000000000000003", "0/3000100", time.Now())}
+	n, err := pitr.Forget(ctx, r, pitr.Expired(arch, sns))
+	if err != nil || n != 1 {
+		t.Fatalf("forget: %d %v", n, err)
+	}
+	// The zero-filled piece both segments share stays (A's pack is
+	// repacked rather than deleted).
+	if plan := prune(); len(plan.Delete)+len(plan.Repack) != 1 || plan.UnusedBlobs != 1 {
+		t.Fatalf("prune after forgetting a segment: delete %d, repack %d packs, %d unused blobs; want one pack and one blob",
+			len(plan.Delete), len(plan.Repack), plan.UnusedBlobs)
+	}
+	if err := pitr.Fetch(ctx, reopen(t, be, "pw"), "main", "000000010000000000000003", filepath.Join(dir, "out")); err != nil {
+		t.Fatalf("the kept segment after prune: %v", err)
+	}
+}

@@ -251,8 +251,10 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 
 // WriteRecovery configures a restored data directory to replay archived
 // WAL to the target: restore_command, the target, promotion when it is
-// reached, the latest timeline, and recovery.signal.
-func WriteRecovery(dir, restoreCommand string, t Target) error {
+// reached, the latest timeline, and recovery.signal. With noArchive the
+// restored server does not archive (a trial restore must not add its new
+// timeline to the archive the next restore follows).
+func WriteRecovery(dir, restoreCommand string, t Target, noArchive bool) error {
 	var b strings.Builder
 	b.WriteString("\n# hoard db restore: point-in-time recovery to " + t.String() + "\n")
 	b.WriteString("restore_command = " + quote(restoreCommand) + "\n")
@@ -267,6 +269,9 @@ func WriteRecovery(dir, restoreCommand string, t Target) error {
 	b.WriteString("recovery_target_timeline = 'latest'\n")
 	if t != (Target{}) {
 		b.WriteString("recovery_target_action = 'promote'\n")
+	}
+	if noArchive {
+		b.WriteString("archive_mode = off\n")
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "postgresql.auto.conf"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {

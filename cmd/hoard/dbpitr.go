@@ -28,6 +28,7 @@ type pitrOptions struct {
 	port                  int
 	binDir                string
 	timeout               time.Duration
+	noArchive             bool
 }
 
 func (o *pitrOptions) wanted() bool {
@@ -45,6 +46,8 @@ func pitrFlags(o *pitrOptions) []cli.Flag {
 		&cli.BoolFlag{Name: "start", Destination: &o.start, Usage: "start the restored server and wait until recovery reaches the target"},
 		&cli.IntFlag{Name: "port", Destination: &o.port, Value: 5433, Usage: "with --start: the port (on 127.0.0.1) the restored server listens on"},
 		&cli.StringFlag{Name: "pg-bindir", Destination: &o.binDir, Usage: "with --start: where pg_ctl and psql are (default: PATH)"},
+		&cli.BoolFlag{Name: "no-archive", Destination: &o.noArchive,
+			Usage: "the restored server does not archive WAL (a trial restore: its new timeline stays out of the archive)"},
 		&cli.DurationFlag{Name: "timeout", Destination: &o.timeout, Value: time.Hour, Usage: "with --start: how long recovery may take"},
 	}
 }
@@ -172,7 +175,7 @@ func runPITRRestore(ctx context.Context, g *globals, o *dbRestoreOptions, name, 
 	if err != nil {
 		return err
 	}
-	if err := pitr.WriteRecovery(dir, restoreCmd, t); err != nil {
+	if err := pitr.WriteRecovery(dir, restoreCmd, t, o.pitr.noArchive); err != nil {
 		return err
 	}
 	fmt.Fprintf(g.stdout, "restored base backup %s of %s (%s, started at WAL %s, LSN %s to %s, timeline %d) into %s in %s\n",

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hoard-backup/hoard/config"
 	"github.com/hoard-backup/hoard/dump"
+	"github.com/hoard-backup/hoard/dump/postgres"
 	"github.com/hoard-backup/hoard/snapshot"
 	"github.com/hoard-backup/hoard/snapshot/restorer"
 )
@@ -110,6 +111,9 @@ func runDBRestore(ctx context.Context, g *globals, o *dbRestoreOptions, name, re
 	info := sn.Source.Database(d.Name)
 	if info == nil {
 		return fmt.Errorf("%w: snapshot %s holds no database %s", snapshot.ErrNotFound, sn.ID.Str(), d.Name)
+	}
+	if info.Format == postgres.FormatBaseBackup {
+		return refusedError{fmt.Errorf("snapshot %s holds a physical backup of %s: restore it into a data directory with --data-dir DIR and --to-time, --to-lsn, --to-name or --to-end (docs/pitr.md)", sn.ID.Str(), d.Name)}
 	}
 	engineName := engineOf(eng)
 	if info.Engine != engineName {

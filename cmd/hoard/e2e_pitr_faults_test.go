@@ -110,7 +110,10 @@ exec %[2]s
 	c.psql("CREATE TABLE t (i int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), pad text)")
 	c.psql("INSERT INTO t (i) VALUES (0)")
 	c.switchAndWait()
-	p.mustRun(cfgEnv, "db", "backup", "main")
+	// hoard run takes the base backup of a database with physical = true.
+	if out := p.mustRun(cfgEnv, "run"); !strings.Contains(out, "db/main.base.tar") {
+		t.Fatalf("hoard run made no base backup:\n%s", out)
+	}
 	for i := 1; i <= 6; i++ {
 		c.psql(fmt.Sprintf("INSERT INTO t (i, pad) SELECT %d, repeat(md5(random()::text), 2000)", i))
 		c.switchAndWait()

@@ -20,10 +20,10 @@ func (c *pgCluster) rows() string {
 
 // pitrSetup starts a cluster archiving into the repository under "main",
 // with a config file naming it as a physical database. It commits row 1,
-// takes a base backup, commits row 2, notes a time, commits row 3 and
-// waits until all of it is archived. It returns the time between rows 2
-// and 3.
-func pitrSetup(t *testing.T, p *pitrEnv, archiveEnv []string) (c *pgCluster, cfgEnv []string, between string) {
+// takes a base backup, commits row 2, makes the restore point "after_two",
+// notes the LSN and the time, commits row 3 and waits until all of it is
+// archived. It returns the time between rows 2 and 3 (the LSN in *lsn).
+func pitrSetup(t *testing.T, p *pitrEnv, archiveEnv []string, lsn ...*string) (c *pgCluster, cfgEnv []string, between string) {
 	t.Helper()
 	c = p.newCluster("primary", p.archiveCommand(archiveEnv, "main"))
 	cfg := p.writeFile("hoard.toml", []byte(fmt.Sprintf("[databases.main]\nurl = %q\nphysical = true\n", c.url())))
@@ -36,6 +36,10 @@ func pitrSetup(t *testing.T, p *pitrEnv, archiveEnv []string) (c *pgCluster, cfg
 		t.Fatalf("db backup of a physical database:\n%s", out)
 	}
 	c.psql("INSERT INTO t (i) VALUES (2)")
+	c.psql("SELECT pg_create_restore_point('after_two')")
+	if len(lsn) > 0 {
+		*lsn[0] = c.psql("SELECT pg_current_wal_lsn()")
+	}
 	time.Sleep(1100 * time.Millisecond)
 	between = c.psql("SELECT clock_timestamp()")
 	time.Sleep(1100 * time.Millisecond)
@@ -59,7 +63,8 @@ func (p *pitrEnv) restore(t *testing.T, env []string, name string, target ...str
 func TestE2EPITR(t *testing.T) {
 	p := newPITREnv(t)
 	p.mustRun(nil, "init", "--s2k", "iterated")
-	c, cfgEnv, between := pitrSetup(t, p, p.env)
+	var lsn string
+	c, cfgEnv, between := pitrSetup(t, p, p.env, &lsn)
 	if got := c.rows(); got != "1,2,3" {
 		t.Fatalf("primary holds %q", got)
 	}
@@ -112,6 +117,22 @@ func TestE2EPITR(t *testing.T) {
 	}
 	if !strings.Contains(out, "recovery stopping before commit") {
 		t.Errorf("restore --start does not report where recovery stopped:\n%s", out)
+	}
+
+	// The other targets: an LSN and a named restore point, both after row 2.
+	// Trial restores: they must not archive their new timelines, or the
+	// restore to the end below would follow theirs.
+	for _, target := range [][]string{{"--to-lsn", lsn, "--no-archive"}, {"--to-name", "after_two", "--no-archive"}} {
+		r, out := p.restore(t, cfgEnv, "r-"+target[0][5:], target...)
+		if got := r.rows(); got != "1,2" {
+			t.Errorf("restore %s holds rows %q, want 1,2\n%s", strings.Join(target, " "), got, out)
+		}
+		r.stop()
+	}
+
+	// A physical backup is not a dump: db restore without --data-dir refuses.
+	if _, stderr, code := p.run(cfgEnv, "db", "restore", "main"); code != exitRefused || !strings.Contains(stderr, "--data-dir") {
+		t.Errorf("db restore of a physical backup without --data-dir: exit %d, %s", code, stderr)
 	}
 
 	// A data directory that holds files is refused without --force.
