@@ -454,3 +454,35 @@ func TestE2EInvalidTreeExits14(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EDamagedLockFile: check reports a lock file it cannot read (exit
+// 14, naming it), unlock says it keeps it, and unlock --remove-all removes
+// it, after which check passes.
+func TestE2EDamagedLockFile(t *testing.T) {
+	e := newEnv(t)
+	e.mustBackup(nil, hostileSource(t))
+	name := strings.Repeat("ab", 32)
+	p := filepath.Join(e.repo, "locks", name)
+	if err := os.WriteFile(p, []byte("not a lock file at all, just some bytes of damage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := e.run("check")
+	if code != exitDamaged || !strings.Contains(out, "locks/"+name) {
+		t.Errorf("check with a damaged lock: exit %d, want %d naming locks/%s\n%s%s", code, exitDamaged, name, out, stderr)
+	}
+	_, stderr, code = e.run("unlock")
+	if code != 0 || !strings.Contains(stderr, "locks/"+name) || !strings.Contains(stderr, "--remove-all") {
+		t.Errorf("unlock with a damaged lock: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Errorf("unlock removed the damaged lock file: %v", err)
+	}
+	out = e.mustRun("unlock", "--remove-all")
+	if !strings.Contains(out, "removed 1 damaged lock") {
+		t.Errorf("unlock --remove-all: %s", out)
+	}
+	if _, err := os.Stat(p); err == nil {
+		t.Error("unlock --remove-all left the damaged lock file")
+	}
+	e.mustRun("check")
+}
