@@ -486,3 +486,61 @@ func TestE2EDamagedLockFile(t *testing.T) {
 	}
 	e.mustRun("check")
 }
+
+// TestE2EKeyFileDamageIsNotAWrongPassword: a damaged key file is named and
+// called damaged (exit 14), no key files at all are called missing (exit
+// 14); only a wrong passphrase says "wrong password" (exit 12).
+func TestE2EKeyFileDamageIsNotAWrongPassword(t *testing.T) {
+	keyFile := func(e *env) string {
+		t.Helper()
+		ks, _ := filepath.Glob(filepath.Join(e.repo, "keys", "*"))
+		if len(ks) != 1 {
+			t.Fatalf("key files: %v", ks)
+		}
+		return ks[0]
+	}
+	for _, c := range []struct {
+		name   string
+		damage func(t *testing.T, p string)
+		code   int
+		say    []string
+	}{
+		{"flipped byte", func(t *testing.T, p string) {
+			b, _ := os.ReadFile(p)
+			b[len(b)/2] ^= 1
+			_ = os.WriteFile(p, b, 0o600)
+		}, exitDamaged, []string{"damaged", "keys/"}},
+		{"cut short", func(t *testing.T, p string) {
+			b, _ := os.ReadFile(p)
+			_ = os.WriteFile(p, b[:len(b)-10], 0o600)
+		}, exitDamaged, []string{"damaged", "keys/"}},
+		{"not OpenPGP", func(t *testing.T, p string) {
+			_ = os.WriteFile(p, []byte("hello\n"), 0o600)
+		}, exitDamaged, []string{"not an OpenPGP message", "keys/"}},
+		{"missing", func(t *testing.T, p string) {
+			_ = os.Remove(p)
+		}, exitDamaged, []string{"no key files"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t).on(t)
+			p := keyFile(e)
+			c.damage(t, p)
+			_, stderr, code := e.run("snapshots")
+			if code != c.code || strings.Contains(stderr, "wrong password") {
+				t.Errorf("exit %d, want %d, and not \"wrong password\"; stderr %q", code, c.code, stderr)
+			}
+			for _, s := range c.say {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr %q does not say %q", stderr, s)
+				}
+			}
+		})
+	}
+	e := newEnv(t)
+	if err := os.WriteFile(e.pwFile, []byte("not the passphrase\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := e.run("snapshots"); code != exitWrongKey || !strings.Contains(stderr, "wrong password") {
+		t.Errorf("wrong passphrase: exit %d, stderr %q", code, stderr)
+	}
+}
