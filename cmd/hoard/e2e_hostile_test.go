@@ -100,6 +100,19 @@ func TestE2EFIFOInRepository(t *testing.T) {
 			t.Errorf("check --read-data with FIFO packs: exit %d, want %d; output %q %q", code, exitDamaged, out, stderr)
 		}
 	})
+	t.Run("key", func(t *testing.T) {
+		e := newEnv(t).on(t)
+		ks, _ := filepath.Glob(filepath.Join(e.repo, "keys", "*"))
+		if len(ks) != 1 {
+			t.Fatalf("key files: %v", ks)
+		}
+		replaceWithFIFO(t, ks[0])
+		// A FIFO is no key file: it is not even listed.
+		_, stderr, code := e.runWithin(20*time.Second, "snapshots")
+		if code != exitDamaged || !strings.Contains(stderr, "no key files") {
+			t.Errorf("snapshots with a FIFO as the key file: exit %d, stderr %q; want %d, no key files", code, stderr, exitDamaged)
+		}
+	})
 	t.Run("config", func(t *testing.T) {
 		e := newEnv(t).on(t)
 		replaceWithFIFO(t, filepath.Join(e.repo, "config"))
