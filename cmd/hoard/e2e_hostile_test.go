@@ -267,6 +267,15 @@ func TestE2EExpandingTree(t *testing.T) {
 			t.Errorf("hoard %s: exit %d, stderr %q", strings.Join(args, " "), code, stderr)
 		}
 	}
+	// stats counts 2^64 files and more as the most it can, not as what
+	// an overflow leaves.
+	var st struct {
+		Files uint64 `json:"files"`
+	}
+	e.mustRunJSON(&st, "stats", snap)
+	if st.Files != 1<<64-1 {
+		t.Errorf("stats of the 2^64-file snapshot: %d files", st.Files)
+	}
 	// A tree that expands a little (2^11-2 folders, 2^10 files) is listed as usual.
 	small := forgeExpandingSnapshot(t, e, 10)
 	out, _, code := e.runWithin(limit, "ls", small)
