@@ -376,6 +376,14 @@ func Parse(file string, data []byte) (*Config, error) {
 			if _, err := filepath.Match(e, ""); err != nil {
 				return nil, fail(key+".excludes", "bad pattern %q: %v", e, err)
 			}
+			// An empty pattern, or one matching "/" (so everything), is
+			// what an unset variable makes of "$DIR" or "$DIR/".
+			if strings.TrimSpace(e) == "" {
+				return nil, fail(key+".excludes", "empty pattern")
+			}
+			if ok, _ := filepath.Match(filepath.Clean(e), "/"); ok && strings.Contains(e, "/") {
+				return nil, fail(key+".excludes", "pattern %q matches / and would exclude everything", e)
+			}
 		}
 		c.Media[name] = m
 	}

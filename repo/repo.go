@@ -506,6 +506,9 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 		if lastErr != nil {
 			return nil, lastErr
 		}
+		if len(names) == 0 {
+			return nil, fmt.Errorf("%w: no key files in keys/ of %s: nothing can open the repository (put keys/ back from a copy)", ErrInvalidData, be.Location())
+		}
 		return nil, &noKeyError{msg: noKeyMessage(u, len(names))}
 	}
 	body, err := base64.StdEncoding.DecodeString(oc.Body)

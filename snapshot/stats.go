@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
@@ -91,8 +92,10 @@ func ComputeStats(ctx context.Context, r *repo.Repository, sns []*Snapshot) (Sta
 				if err != nil {
 					return s, err
 				}
-				s.files += sub.files
-				s.bytes += sub.bytes
+				// Saturating: a tree that names one subtree at every
+				// level counts 2^64 files and more (see CheckExpansion).
+				s.files = addSat(s.files, sub.files)
+				s.bytes = addSat(s.bytes, sub.bytes)
 			}
 		}
 		memo[tid] = s
@@ -103,12 +106,20 @@ func ComputeStats(ctx context.Context, r *repo.Repository, sns []*Snapshot) (Sta
 		if err != nil {
 			return st, fmt.Errorf("snapshot %s: %w", sn.ID.Str(), err)
 		}
-		st.Files += s.files
-		st.RestoreSize += s.bytes
+		st.Files = addSat(st.Files, s.files)
+		st.RestoreSize = addSat(st.RestoreSize, s.bytes)
 	}
 	st.Packs = len(packs)
 	for _, size := range packs {
 		st.PackSize += size
 	}
 	return st, nil
+}
+
+// addSat returns a+b, or the largest uint64 where that overflows.
+func addSat(a, b uint64) uint64 {
+	if a+b < a {
+		return math.MaxUint64
+	}
+	return a + b
 }

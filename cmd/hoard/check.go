@@ -54,6 +54,14 @@ func runCheck(ctx context.Context, g *globals, o snapshot.CheckOptions) error {
 	if err := checkWAL(ctx, r, rep); err != nil { // wal.go
 		return err
 	}
+	damagedLocks, err := lock.Damaged(ctx, r)
+	if err != nil {
+		return err
+	}
+	for name, lerr := range damagedLocks {
+		rep.Problems = append(rep.Problems, snapshot.CheckProblem{File: "locks/" + name.String(),
+			Err: fmt.Errorf("damaged lock file, honoured by no one (hoard unlock --remove-all removes it): %w", lerr)})
+	}
 	if g.json {
 		type problem struct {
 			File  string `json:"file"`
@@ -127,6 +135,22 @@ func unlockCommand(g *globals) *cli.Command {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "removed %d locks\n", n)
+			if all {
+				if n, err = lock.RemoveDamaged(ctx, r); err != nil {
+					return err
+				}
+				if n > 0 {
+					fmt.Fprintf(g.stdout, "removed %d damaged lock files\n", n)
+				}
+				return nil
+			}
+			damaged, err := lock.Damaged(ctx, r)
+			if err != nil {
+				return err
+			}
+			for name, lerr := range damaged {
+				g.log.Warn("damaged lock file kept; hoard unlock --remove-all removes it", "file", "locks/"+name.String(), "error", lerr)
+			}
 			return nil
 		},
 	}

@@ -100,6 +100,19 @@ func TestE2EFIFOInRepository(t *testing.T) {
 			t.Errorf("check --read-data with FIFO packs: exit %d, want %d; output %q %q", code, exitDamaged, out, stderr)
 		}
 	})
+	t.Run("key", func(t *testing.T) {
+		e := newEnv(t).on(t)
+		ks, _ := filepath.Glob(filepath.Join(e.repo, "keys", "*"))
+		if len(ks) != 1 {
+			t.Fatalf("key files: %v", ks)
+		}
+		replaceWithFIFO(t, ks[0])
+		// A FIFO is no key file: it is not even listed.
+		_, stderr, code := e.runWithin(20*time.Second, "snapshots")
+		if code != exitDamaged || !strings.Contains(stderr, "no key files") {
+			t.Errorf("snapshots with a FIFO as the key file: exit %d, stderr %q; want %d, no key files", code, stderr, exitDamaged)
+		}
+	})
 	t.Run("config", func(t *testing.T) {
 		e := newEnv(t).on(t)
 		replaceWithFIFO(t, filepath.Join(e.repo, "config"))
@@ -253,6 +266,15 @@ func TestE2EExpandingTree(t *testing.T) {
 		if _, stderr, code := e.runWithin(limit, args...); code != 0 {
 			t.Errorf("hoard %s: exit %d, stderr %q", strings.Join(args, " "), code, stderr)
 		}
+	}
+	// stats counts 2^64 files and more as the most it can, not as what
+	// an overflow leaves.
+	var st struct {
+		Files uint64 `json:"files"`
+	}
+	e.mustRunJSON(&st, "stats", snap)
+	if st.Files != 1<<64-1 {
+		t.Errorf("stats of the 2^64-file snapshot: %d files", st.Files)
 	}
 	// A tree that expands a little (2^11-2 folders, 2^10 files) is listed as usual.
 	small := forgeExpandingSnapshot(t, e, 10)
@@ -452,5 +474,95 @@ func TestE2EInvalidTreeExits14(t *testing.T) {
 		if _, stderr, code := e.run(args...); code != exitDamaged {
 			t.Errorf("hoard %s: exit %d, want %d; stderr %q", strings.Join(args, " "), code, exitDamaged, stderr)
 		}
+	}
+}
+
+// TestE2EDamagedLockFile: check reports a lock file it cannot read (exit
+// 14, naming it), unlock says it keeps it, and unlock --remove-all removes
+// it, after which check passes.
+func TestE2EDamagedLockFile(t *testing.T) {
+	e := newEnv(t)
+	e.mustBackup(nil, hostileSource(t))
+	name := strings.Repeat("ab", 32)
+	p := filepath.Join(e.repo, "locks", name)
+	if err := os.WriteFile(p, []byte("not a lock file at all, just some bytes of damage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := e.run("check")
+	if code != exitDamaged || !strings.Contains(out, "locks/"+name) {
+		t.Errorf("check with a damaged lock: exit %d, want %d naming locks/%s\n%s%s", code, exitDamaged, name, out, stderr)
+	}
+	_, stderr, code = e.run("unlock")
+	if code != 0 || !strings.Contains(stderr, "locks/"+name) || !strings.Contains(stderr, "--remove-all") {
+		t.Errorf("unlock with a damaged lock: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Errorf("unlock removed the damaged lock file: %v", err)
+	}
+	out = e.mustRun("unlock", "--remove-all")
+	if !strings.Contains(out, "removed 1 damaged lock") {
+		t.Errorf("unlock --remove-all: %s", out)
+	}
+	if _, err := os.Stat(p); err == nil {
+		t.Error("unlock --remove-all left the damaged lock file")
+	}
+	e.mustRun("check")
+}
+
+// TestE2EKeyFileDamageIsNotAWrongPassword: a damaged key file is named and
+// called damaged (exit 14), no key files at all are called missing (exit
+// 14); only a wrong passphrase says "wrong password" (exit 12).
+func TestE2EKeyFileDamageIsNotAWrongPassword(t *testing.T) {
+	keyFile := func(e *env) string {
+		t.Helper()
+		ks, _ := filepath.Glob(filepath.Join(e.repo, "keys", "*"))
+		if len(ks) != 1 {
+			t.Fatalf("key files: %v", ks)
+		}
+		return ks[0]
+	}
+	for _, c := range []struct {
+		name   string
+		damage func(t *testing.T, p string)
+		code   int
+		say    []string
+	}{
+		{"flipped byte", func(t *testing.T, p string) {
+			b, _ := os.ReadFile(p)
+			b[len(b)/2] ^= 1
+			_ = os.WriteFile(p, b, 0o600)
+		}, exitDamaged, []string{"damaged", "keys/"}},
+		{"cut short", func(t *testing.T, p string) {
+			b, _ := os.ReadFile(p)
+			_ = os.WriteFile(p, b[:len(b)-10], 0o600)
+		}, exitDamaged, []string{"damaged", "keys/"}},
+		{"not OpenPGP", func(t *testing.T, p string) {
+			_ = os.WriteFile(p, []byte("hello\n"), 0o600)
+		}, exitDamaged, []string{"not an OpenPGP message", "keys/"}},
+		{"missing", func(t *testing.T, p string) {
+			_ = os.Remove(p)
+		}, exitDamaged, []string{"no key files"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t).on(t)
+			p := keyFile(e)
+			c.damage(t, p)
+			_, stderr, code := e.run("snapshots")
+			if code != c.code || strings.Contains(stderr, "wrong password") {
+				t.Errorf("exit %d, want %d, and not \"wrong password\"; stderr %q", code, c.code, stderr)
+			}
+			for _, s := range c.say {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr %q does not say %q", stderr, s)
+				}
+			}
+		})
+	}
+	e := newEnv(t)
+	if err := os.WriteFile(e.pwFile, []byte("not the passphrase\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := e.run("snapshots"); code != exitWrongKey || !strings.Contains(stderr, "wrong password") {
+		t.Errorf("wrong passphrase: exit %d, stderr %q", code, stderr)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/config"
 	"github.com/hoard-backup/hoard/repo"
+	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/lock"
 	"github.com/hoard-backup/hoard/snapshot"
 	"github.com/hoard-backup/hoard/snapshot/restorer"
@@ -97,7 +98,7 @@ func exitCode(err error) int {
 	case errors.Is(err, repo.ErrWriteOnly):
 		return exitWriteOnly
 	case errors.As(err, &de), errors.Is(err, repo.ErrInvalidData), errors.Is(err, repo.ErrBlobNotFound),
-		errors.Is(err, snapshot.ErrInvalidTree):
+		errors.Is(err, snapshot.ErrInvalidTree), errors.Is(err, crypto.ErrKeyFileDamaged):
 		return exitDamaged
 	case errors.As(err, &re):
 		for _, f := range re.Failures {

@@ -313,7 +313,7 @@ func DecryptWithPassphrase(msg, passphrase []byte) (*Secrets, error) {
 		msg = b
 	}
 	if err := checkS2K(msg); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (%w)", err, ErrKeyFileDamaged)
 	}
 	tried := false
 	prompt := func(keys []openpgp.Key, symmetric bool) ([]byte, error) {

@@ -61,12 +61,18 @@ type Passphrase []byte
 func (p Passphrase) Unlock(ctx context.Context, keyFile []byte) (*Secrets, error) {
 	info, err := ParseKeyFile(keyFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (%w)", err, ErrKeyFileDamaged)
 	}
 	if len(info.Passphrases) == 0 {
 		return nil, fmt.Errorf("%w: it is encrypted to %s", ErrNotRecipient, info)
 	}
-	return DecryptWithPassphrase(keyFile, p)
+	s, err := DecryptWithPassphrase(keyFile, p)
+	if errors.Is(err, ErrWrongPassphrase) {
+		if derr := diagnosePassphrase(keyFile, p); derr != nil {
+			return nil, derr
+		}
+	}
+	return s, err
 }
 
 func (p Passphrase) String() string { return "passphrase" }

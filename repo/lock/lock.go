@@ -80,22 +80,61 @@ func (e *LockedError) Unwrap() error { return ErrLocked }
 
 // List returns every lock file with its content; unreadable ones are skipped.
 func List(ctx context.Context, r *repo.Repository) (map[id.ID]Info, error) {
+	locks, _, err := listAll(ctx, r)
+	return locks, err
+}
+
+// Damaged returns the lock files that exist but cannot be read or decoded
+// (damaged, or written with other keys), with the reason. No one can honour
+// such a lock; check reports them and `unlock --remove-all` removes them.
+func Damaged(ctx context.Context, r *repo.Repository) (map[id.ID]error, error) {
+	_, damaged, err := listAll(ctx, r)
+	return damaged, err
+}
+
+// RemoveDamaged removes the lock files Damaged returns and returns how many.
+func RemoveDamaged(ctx context.Context, r *repo.Repository) (int, error) {
+	damaged, err := Damaged(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for name := range damaged {
+		if err := r.Backend().Remove(ctx, backends.Handle{Type: backends.LockFile, Name: name.String()}); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// listAll reads every lock file: the readable ones, and why the others
+// are not. A lock removed while listing is in neither.
+func listAll(ctx context.Context, r *repo.Repository) (map[id.ID]Info, map[id.ID]error, error) {
 	names, err := r.List(ctx, backends.LockFile)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[id.ID]Info{}
+	out, damaged := map[id.ID]Info{}, map[id.ID]error{}
 	for _, n := range names {
 		b, err := r.LoadUnpacked(ctx, backends.LockFile, crypto.LabelLock, n)
+		if errors.Is(err, backends.ErrNotExist) {
+			continue // removed meanwhile
+		}
 		if err != nil {
-			continue // removed meanwhile, or damaged: not a lock we can honour
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			damaged[n] = err // not a lock we can honour
+			continue
 		}
 		var i Info
-		if json.Unmarshal(b, &i) == nil {
-			out[n] = i
+		if err := json.Unmarshal(b, &i); err != nil {
+			damaged[n] = fmt.Errorf("lock %s: %w", n.Str(), err)
+			continue
 		}
+		out[n] = i
 	}
-	return out, nil
+	return out, damaged, nil
 }
 
 // Lock takes a lock and keeps refreshing it until unlock is called. The
