@@ -419,3 +419,17 @@ func TestPruneKeepsWAL(t *testing.T) {
 		t.Fatalf("the kept segment after prune: %v", err)
 	}
 }
+
+// A version 1 repository takes no WAL: a version 1 hoard could open it and
+// its prune would delete the archived segments' blobs.
+func TestPushRefusesVersion1(t *testing.T) {
+	ctx := context.Background()
+	r, err := repo.Init(ctx, mem.New(), repo.InitOptions{Options: repo.Options{Passphrase: []byte("pw")}, S2K: crypto.S2KIterated, Version: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := segment(t, t.TempDir(), "000000010000000000000001", 1<<20, 4)
+	if _, err := pitr.Push(ctx, r, "main", seg, "db1", time.Now); !errors.Is(err, repo.ErrVersion) {
+		t.Fatalf("push into a version 1 repository: %v, want ErrVersion", err)
+	}
+}

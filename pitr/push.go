@@ -45,6 +45,12 @@ func Push(ctx context.Context, r *repo.Repository, cluster, path, host string, n
 	if _, err := wal.HandleName(cluster, file); err != nil {
 		return PushResult{}, err
 	}
+	if v := r.Config().Version; v < 2 {
+		// A version 1 hoard does not know wal/: its prune would delete the
+		// archived WAL's blobs. The version check keeps it out of a
+		// version 2 repository (FORMAT.md 12a).
+		return PushResult{}, fmt.Errorf("%w: the repository is at format version %d; WAL is archived only in version 2 repositories (run hoard migrate first)", repo.ErrVersion, v)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return PushResult{}, fmt.Errorf("pitr: push: %w", err)
