@@ -40,7 +40,8 @@ func TestMain(m *testing.M) {
 }
 
 // hoardBinary builds ./cmd/hoard once (on first use, so unit tests of this
-// package do not pay for it) and returns the binary's path.
+// package do not pay for it) and returns the binary's path. It is a test
+// build (-tags hoardtest), with the hooks of testhooks_hoardtest.go.
 func hoardBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -49,7 +50,7 @@ func hoardBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "hoard")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
+		cmd := exec.Command("go", "build", "-tags", "hoardtest", "-o", binPath, ".")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			binError = fmt.Errorf("go build ./cmd/hoard: %v\n%s", err, out)
