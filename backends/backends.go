@@ -174,7 +174,7 @@ func (r Registry) Open(ctx context.Context, location string) (Backend, error) {
 	scheme := "local"
 	if i := strings.Index(location, "://"); i > 0 {
 		scheme = location[:i]
-	} else if strings.HasPrefix(location, "local:") {
+	} else {
 		location = strings.TrimPrefix(location, "local:")
 	}
 	open, ok := r[scheme]
