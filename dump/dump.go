@@ -5,7 +5,8 @@
 // to the restore tool. The engines know nothing of repositories: they yield
 // and take streams.
 //
-// External commands are data (STYLE R14): every engine takes the path of its
+// External commands are data, so that tests and unusual installs can name
+// them: every engine takes the path of its
 // tools and their arguments in its Config, with defaults that work with the
 // tools of Debian's postgresql-client, mariadb-client and sqlite3 packages.
 // Secrets never go on a command line: passwords reach the tools through

@@ -22,9 +22,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hoard-backup/hoard/backends/s3/s3test"
+	"github.com/hoard-backup/hoard/internal/testenv"
 )
 
 var (
+	pkgDir   string // this package's folder: the working directory at start
 	binDir   string // temporary folder holding the built binary
 	binOnce  sync.Once
 	binPath  string
@@ -32,7 +36,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The in-process S3 server changes the working directory (s3test):
+	// paths below this package are taken from pkgDir, never relative.
+	pkgDir, _ = os.Getwd()
 	code := m.Run()
+	s3test.Stop()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
@@ -45,12 +53,13 @@ func TestMain(m *testing.M) {
 func hoardBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
-		binDir, binError = os.MkdirTemp("", "hoard-e2e-bin-")
+		binDir, binError = testenv.ProcessTempDir("hoard-e2e-bin-")
 		if binError != nil {
 			return
 		}
 		binPath = filepath.Join(binDir, "hoard")
 		cmd := exec.Command("go", "build", "-tags", "hoardtest", "-o", binPath, ".")
+		cmd.Dir = pkgDir
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			binError = fmt.Errorf("go build ./cmd/hoard: %v\n%s", err, out)
