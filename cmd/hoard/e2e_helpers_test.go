@@ -71,6 +71,15 @@ func hoardBinary(t testing.TB) string {
 	return binPath
 }
 
+// sweepsEnv names the variable that turns on the slowest sweeps of the
+// end-to-end tests (a 1 GiB stream, a tree with a 1 GiB file, rounds of
+// prune crashes). The README's test command leaves them out so that it
+// stays under 8 minutes on 2 cores; .ci/run runs them after it.
+const sweepsEnv = "HOARD_TEST_SWEEPS"
+
+// sweeps reports whether the slow sweeps run: sweepsEnv set and not -short.
+func sweeps() bool { return os.Getenv(sweepsEnv) != "" && !testing.Short() }
+
 // env is one repository and the passphrase that opens it.
 type env struct {
 	t        *testing.T
