@@ -183,7 +183,7 @@ func (r Registry) Open(ctx context.Context, location string) (Backend, error) {
 	scheme := "local"
 	if i := strings.Index(location, "://"); i > 0 {
 		scheme = location[:i]
-	} else if strings.HasPrefix(location, "local:") {
+	} else {
 		location = strings.TrimPrefix(location, "local:")
 	}
 	open, ok := r[scheme]
@@ -235,4 +235,28 @@ func LoadAll(ctx context.Context, be Backend, h Handle) ([]byte, error) {
 		return err
 	})
 	return out, err
+}
+
+// Unwrapper is implemented by decorators (retry, cache, fault injection):
+// Unwrap returns the backend they wrap.
+type Unwrapper interface {
+	Unwrap() Backend
+}
+
+// As finds the first backend of type B in be's chain of decorators, be
+// included, so that callers ask what a backend is by its type rather than
+// by its location string (after restic's AsBackend).
+func As[B Backend](be Backend) (B, bool) {
+	for be != nil {
+		if b, ok := be.(B); ok {
+			return b, true
+		}
+		u, ok := be.(Unwrapper)
+		if !ok {
+			break
+		}
+		be = u.Unwrap()
+	}
+	var zero B
+	return zero, false
 }

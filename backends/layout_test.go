@@ -108,3 +108,23 @@ func TestListShards(t *testing.T) {
 		t.Errorf("cancelled: got %v", err)
 	}
 }
+
+type wrapper struct{ Backend }
+
+func (w wrapper) Unwrap() Backend { return w.Backend }
+
+type leaf struct{ Backend }
+
+// TestAs finds a backend through its decorators, and not where it is not.
+func TestAs(t *testing.T) {
+	l := &leaf{}
+	if got, ok := As[*leaf](wrapper{wrapper{l}}); !ok || got != l {
+		t.Errorf("As through two decorators = %v, %v", got, ok)
+	}
+	if _, ok := As[*leaf](wrapper{&wrapper{}}); ok {
+		t.Error("As found a backend that is not there")
+	}
+	if _, ok := As[*leaf](nil); ok {
+		t.Error("As of nil found a backend")
+	}
+}

@@ -60,8 +60,7 @@ func TestSameCutsAsRestic(t *testing.T) {
 }
 
 func resticCuts(t *testing.T, data []byte, pol Pol, p Params) []int {
-	c := chunker.NewWithBoundaries(bytes.NewReader(data), pol, p.MinSize, p.MaxSize)
-	c.SetAverageBits(p.AverageBits)
+	c := chunker.New(bytes.NewReader(data), pol, chunker.WithBoundaries(p.MinSize, p.MaxSize), chunker.WithAverageBits(p.AverageBits))
 	var out []int
 	buf := make([]byte, 0, p.MaxSize)
 	for {

@@ -5,9 +5,10 @@
 // to the restore tool. The engines know nothing of repositories: they yield
 // and take streams.
 //
-// External commands are data, so tests and users can swap them: every engine takes the path of its
-// tools and their arguments in its Config, with defaults that work with the
-// tools of Debian's postgresql-client, mariadb-client and sqlite3 packages.
+// External commands are data, so that tests and unusual installs can name
+// them: every engine takes the path of its tools and their arguments in its
+// Config, with defaults that work with the tools of Debian's
+// postgresql-client, mariadb-client and sqlite3 packages.
 // Secrets never go on a command line: passwords reach the tools through
 // their environment (PGPASSWORD, MYSQL_PWD).
 package dump

@@ -1,5 +1,5 @@
 // Package fuzz holds one fuzz target per decoder of repository bytes
-// (docs/FORMAT.md: every decoder of repository bytes has one). It is black-box: it imports only the
+// (docs/FORMAT.md): bytes read from a repository may be hostile. It is black-box: it imports only the
 // exported decoders and encoders. Every target is seeded with valid inputs
 // made by the encoders, asserts that the decoder never panics, that its
 // errors carry the package's sentinel, and, where the format allows, that

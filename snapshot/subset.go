@@ -19,7 +19,7 @@ type Subset struct {
 	N, M    uint64  // group N of M (1-based), when M > 0
 	Percent float64 // else the share of packs, 0 < Percent <= 100
 	// Rand draws the random packs of a percentage subset; nil uses a
-	// randomly seeded generator (tests inject a seeded one, so that a subset is reproducible).
+	// randomly seeded generator (tests inject a seeded one, to be repeatable).
 	Rand *rand.Rand
 }
 

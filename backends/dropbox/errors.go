@@ -177,6 +177,8 @@ func (b *Backend) fail(ctx context.Context, op string, err error, summary string
 
 // classify returns the sentinel err stands for (nil: retryable) and a note
 // for the message.
+//
+//lint:ignore ST1008 the sentinel is classify's answer, not its failure, so it comes first
 func (b *Backend) classify(err error, summary string) (error, string) {
 	var te *TransientError
 	if errors.As(err, &te) {

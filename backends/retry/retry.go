@@ -2,7 +2,8 @@
 // (timeouts, dropped connections, 5xx, throttling) with exponential backoff
 // and a bound, and gives up at once on permanent ones (a missing file, a
 // bad range, permissions, credentials, a full disk, a cancelled context).
-// Concrete backends contain no retry loops: one decorator gives every backend the same policy.
+// Concrete backends contain no retry loops: retrying is a decorator, so
+// every backend gets the same.
 package retry
 
 import (

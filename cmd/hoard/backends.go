@@ -20,7 +20,7 @@ import (
 )
 
 // registry lists the backends this build knows; cmd is the one place that
-// registers them (no init-time registration, so the list is in one place). Remote backends are wrapped in the retry
+// registers them (no init-time registration, so what a build holds is read here). Remote backends are wrapped in the retry
 // layer and, unless HOARD_NO_CACHE is set, a local metadata cache.
 func registry(log *slog.Logger) backends.Registry {
 	return backends.Registry{

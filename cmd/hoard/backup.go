@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -89,7 +88,7 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 	if u, err := user.Current(); err == nil {
 		meta.Username = u.Username
 	}
-	ao := archiver.Options{Excludes: o.excludes.Value(), Logger: g.log, Checkpoint: stallAt(g, os.Getenv("HOARD_TEST_STALL_AT")),
+	ao := archiver.Options{Excludes: o.excludes.Value(), Logger: g.log, Checkpoint: testCheckpoint(g),
 		ChunkProfile: o.chunkProfile}
 	var sn *snapshot.Snapshot
 	var abs []string
@@ -190,25 +189,4 @@ func incompleteIf(sn *snapshot.Snapshot) error {
 		return incompleteError{fmt.Sprintf("snapshot %s saved, but %d files could not be read or changed while being read (see the warnings above)", sn.ID.Str(), n)}
 	}
 	return nil
-}
-
-// stallAt returns a checkpoint hook that, at the named point, says so on
-// standard error and waits to be killed. Only the crash tests set
-// HOARD_TEST_STALL_AT; it is not a user-facing option.
-func stallAt(g *globals, point string) func(string) {
-	if point == "" {
-		return nil
-	}
-	var once sync.Once
-	return func(p string) {
-		if p != point {
-			return
-		}
-		once.Do(func() {
-			fmt.Fprintf(g.stderr, "hoard-test: stalled at %s\n", p)
-			for {
-				time.Sleep(time.Hour)
-			}
-		})
-	}
 }

@@ -73,7 +73,7 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 		return nil, err
 	}
 	defer done()
-	ao := archiver.Options{Logger: g.log, Checkpoint: stallAt(g, os.Getenv("HOARD_TEST_STALL_AT"))}
+	ao := archiver.Options{Logger: g.log, Checkpoint: testCheckpoint(g)}
 	sns, _, err := snapshot.List(ctx, r)
 	if err != nil {
 		return nil, err

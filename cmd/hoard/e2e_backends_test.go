@@ -114,6 +114,7 @@ func remoteRoundTrip(t *testing.T, e *env, secrets ...string) {
 }
 
 func TestE2EBackendS3(t *testing.T) {
+	t.Parallel()
 	hoardBinary(t) // build before the S3 server changes the working directory
 	endpoint, access, secret := s3test.Start(t)
 	e := remoteEnv(t, "s3+http://"+endpoint+"/hoard-e2e/repo",
@@ -122,6 +123,7 @@ func TestE2EBackendS3(t *testing.T) {
 }
 
 func TestE2EBackendDropbox(t *testing.T) {
+	t.Parallel()
 	srv := dropboxtest.NewServer(t)
 	e := remoteEnv(t, "dropbox:///Apps/hoard/repo",
 		"HOARD_DROPBOX_TOKEN="+srv.Token, "HOARD_DROPBOX_API_URL="+srv.URL)
@@ -147,6 +149,7 @@ func testServers(t *testing.T) map[string]string {
 }
 
 func TestE2EBackendSFTP(t *testing.T) {
+	t.Parallel()
 	v := testServers(t)
 	dir := fmt.Sprintf("hoard-e2e-%d", rand.Uint64())
 	e := remoteEnv(t, v["HOARD_TEST_SFTP_URL"]+dir,
@@ -155,6 +158,7 @@ func TestE2EBackendSFTP(t *testing.T) {
 }
 
 func TestE2EBackendFTP(t *testing.T) {
+	t.Parallel()
 	v := testServers(t)
 	for _, scheme := range []string{"ftp", "ftps"} {
 		t.Run(scheme, func(t *testing.T) {

@@ -512,6 +512,7 @@ func (f *dmgFixture) blobsOf(packFile string) []pack.Entry {
 }
 
 func TestE2EDamage(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and runs the binary on tens of MiB")
 	}
@@ -861,6 +862,7 @@ func dmgCheckOK(e *env, args ...string) string {
 }
 
 func TestE2ECrash(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and runs the binary on tens of MiB")
 	}

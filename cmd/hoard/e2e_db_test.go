@@ -75,6 +75,7 @@ func sqliteRun(t *testing.T, db, sql string) string {
 // a media tree with `hoard run`, and restores each database into a fresh
 // one whose tables, sequences and routines match the source's.
 func TestE2EDBRun(t *testing.T) {
+	t.Parallel()
 	pg := dumptest.Postgres(t)
 	my := dumptest.MySQL(t)
 	e := newEnv(t)
@@ -210,6 +211,7 @@ keep_daily = 7
 // TestE2EDBFailures: a dump that fails leaves no snapshot, and hoard exits
 // 16 with the tool's own message.
 func TestE2EDBFailures(t *testing.T) {
+	t.Parallel()
 	pg := dumptest.Postgres(t)
 	my := dumptest.MySQL(t)
 	e := newEnv(t)
@@ -279,6 +281,7 @@ path = %q
 }
 
 func TestE2EDBConfigErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.writeConfig("[databases.main]\nurl = \"postgres://h/d\"\n\npasword = \"typo\"\n")
 	stderr := e.mustFail(exitUsage, "snapshots")
@@ -295,6 +298,7 @@ func TestE2EDBConfigErrors(t *testing.T) {
 // TestE2EDatabaseURL: with no config, DATABASE_URL is the database
 // "default".
 func TestE2EDatabaseURL(t *testing.T) {
+	t.Parallel()
 	testenv.NeedPrograms(t, "sqlite3")
 	e := newEnv(t)
 	dir := t.TempDir()
@@ -318,6 +322,7 @@ func TestE2EDatabaseURL(t *testing.T) {
 // TestE2EChunkProfile: init makes a repository of dump-sized chunks
 // unless --chunk-profile large asks for restic's.
 func TestE2EChunkProfile(t *testing.T) {
+	t.Parallel()
 	type chunker struct {
 		MinSize     uint `json:"min_size"`
 		MaxSize     uint `json:"max_size"`

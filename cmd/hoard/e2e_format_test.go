@@ -32,8 +32,8 @@ import (
 
 var makeFrozenV1 = flag.String("make-frozen-v1", "", "TestE2EFormatV1Make: write a new repo.tar.gz and snapshots.txt for repo/testdata/v1 into this folder")
 
-// frozenV1 is the folder of the frozen version-1 repository.
-const frozenV1 = "../../repo/testdata/v1"
+// frozenV1 returns the folder of the frozen version-1 repository.
+func frozenV1() string { return filepath.Join(pkgDir, "..", "..", "repo", "testdata", "v1") }
 
 // Secrets of the frozen repository. They protect nothing: test data only.
 const (
@@ -177,7 +177,7 @@ func TestE2EFormatV1Make(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.mustRun("init", "--s2k", "iterated")
-	e.mustRun("key", "add", "--gpg-recipient", filepath.Join(frozenV1, "gpg-public.asc"))
+	e.mustRun("key", "add", "--gpg-recipient", filepath.Join(frozenV1(), "gpg-public.asc"))
 	var ids []string
 	for i, s := range frozenV1Snapshots() {
 		var res backupResult
@@ -313,7 +313,7 @@ func compareFrozen(t *testing.T, want, got map[string]frozenEntry) {
 
 func TestE2EFormatV1(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile(filepath.Join(frozenV1, "snapshots.txt"))
+	raw, err := os.ReadFile(filepath.Join(frozenV1(), "snapshots.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,11 +330,8 @@ func TestE2EFormatV1(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	gpgKey, err := filepath.Abs(filepath.Join(frozenV1, "gpg-secret.asc"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := &env{t: t, repo: untarFrozen(t, frozenV1), pwFile: pw}
+	gpgKey := filepath.Join(frozenV1(), "gpg-secret.asc")
+	base := &env{t: t, repo: untarFrozen(t, frozenV1()), pwFile: pw}
 	opens := map[string]*env{
 		"Passphrase": base,
 		"GPGKey": {t: t, repo: base.repo, pwFile: filepath.Join(dir, "none"),

@@ -278,6 +278,7 @@ func gpgInUse(t *testing.T, keys []keyListEntry) keyListEntry {
 
 // TestE2EGPG runs the GPG workflow with keys the real gpg made.
 func TestE2EGPG(t *testing.T) {
+	t.Parallel()
 	h := gpgNewHome(t)
 	const rsaPass, cvPass = "rsa passphrase", "cv passphrase"
 	rsaFpr := h.genKey(t, "Test RSA <rsa@example.com>", "rsa4096", "never", rsaPass)

@@ -11,6 +11,7 @@ import (
 // from their full paths (a regression: the root tree was sorted by names not
 // yet known) and restores each under its own name.
 func TestE2EMultiplePaths(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	base := t.TempDir()
 	files := map[string]string{"x/b/f": "one", "y/a/g": "two", "z/a2/h": "three"}

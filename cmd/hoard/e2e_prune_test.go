@@ -105,6 +105,7 @@ func (e *env) checkReadData() {
 }
 
 func TestE2EForgetPrune(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	src := newPruneSrc(t, testSeed(t, 11))
 	truth := map[string]string{}
@@ -193,8 +194,9 @@ func (e *env) startKill(rng *rand.Rand, maxDelay time.Duration, args ...string) 
 // one repository; after each round the repository checks clean and every
 // snapshot that was not forgotten restores byte-identical.
 func TestE2EPruneCrash(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long")
+	t.Parallel()
+	if !sweeps() {
+		t.Skipf("a slow sweep of prune crashes: set %s=1 to run it (.ci/run does)", sweepsEnv)
 	}
 	seed := testSeed(t, uint64(time.Now().UnixNano()))
 	rng := rand.New(rand.NewPCG(seed, 5))

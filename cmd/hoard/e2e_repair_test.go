@@ -57,6 +57,7 @@ func (e *env) indexFiles() []string {
 }
 
 func TestE2ECheckSubset(t *testing.T) {
+	t.Parallel()
 	e, _ := historyEnv(t, 21)
 	var full checkResult
 	e.mustRunJSON(&full, "check", "--read-data")
@@ -109,6 +110,7 @@ func TestE2ECheckSubset(t *testing.T) {
 }
 
 func TestE2ERepairIndex(t *testing.T) {
+	t.Parallel()
 	e, truth := historyEnv(t, 22)
 	verifyAll := func() {
 		t.Helper()
@@ -157,6 +159,7 @@ func TestE2ERepairIndex(t *testing.T) {
 }
 
 func TestE2ERepairSnapshots(t *testing.T) {
+	t.Parallel()
 	e, truth := historyEnv(t, 24)
 	ids := e.snapshotIDs()
 	newest := ids[len(ids)-1]

@@ -2,8 +2,8 @@ package main
 
 // End-to-end tests of backup, restore, dump, ls and deduplication through
 // the real binary. Helpers are in e2e_helpers_test.go. Run them with
-// `go test ./cmd/hoard -run E2E`; -short leaves out the 1 GiB file and the
-// 1 GiB stream.
+// `go test ./cmd/hoard -run E2E`. The 1 GiB file and the 1 GiB stream are
+// slow sweeps, run only with HOARD_TEST_SWEEPS=1 (as .ci/run does).
 
 import (
 	"bytes"
@@ -34,7 +34,7 @@ func TestE2ERoundtripTree(t *testing.T) {
 	base := t.TempDir()
 	src := filepath.Join(base, "src")
 	start := time.Now()
-	g := genTree(t, src, seed, !testing.Short())
+	g := genTree(t, src, seed, sweeps())
 	want := manifest(t, src)
 	t.Logf("generated %d files (%d bytes), %d dirs, %d symlinks in %v", g.files, g.bytes, g.dirs, g.symlinks,
 		time.Since(start).Round(time.Millisecond))
@@ -511,8 +511,8 @@ func checkGrowth(t *testing.T, what string, before, after int64, frac float64) {
 // dump, then deduplicated when backed up again, also with an insertion.
 
 func TestE2ERoundtripStream(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: the 1 GiB stream test is left out")
+	if !sweeps() {
+		t.Skipf("the 1 GiB stream is a slow sweep: set %s=1 to run it (.ci/run does)", sweepsEnv)
 	}
 	t.Parallel()
 	seed := testSeed(t, 424242)

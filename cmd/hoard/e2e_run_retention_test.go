@@ -12,6 +12,7 @@ import (
 // TestE2ERunRetention: hoard run applies hoard.toml's [retention] after
 // each successful backup, and forgets nothing when the backup fails.
 func TestE2ERunRetention(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	media := filepath.Join(t.TempDir(), "site")
 	if err := os.MkdirAll(media, 0o755); err != nil {

@@ -9,6 +9,7 @@ import (
 )
 
 func TestE2EStatsDiff(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	src := filepath.Join(t.TempDir(), "src")
 	rng := rand.New(rand.NewPCG(testSeed(t, 31), 1))
@@ -111,6 +112,7 @@ func TestE2EStatsDiff(t *testing.T) {
 
 // TestE2EFilters: snapshots and stats select by --host, --tag and --path.
 func TestE2EFilters(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a, b := t.TempDir(), t.TempDir()
 	for _, d := range []string{a, b} {

@@ -72,13 +72,11 @@ func runInit(ctx context.Context, g *globals, o *initOptions) error {
 	defer be.Close()
 	host, username := hostUser()
 	iopts := repo.InitOptions{Options: repo.Options{Logger: g.log}, S2K: crypto.S2K(o.s2k), Recipients: recipients, Host: host, Username: username}
-	// Tests that measure deduplication need the same cut points every run;
-	// users never set this (a random polynomial hides content sizes).
-	if v := os.Getenv("HOARD_TEST_CHUNKER_POLYNOMIAL"); v != "" {
-		p, err := chunk.ParsePolynomial(v)
-		if err != nil {
-			return usagef("HOARD_TEST_CHUNKER_POLYNOMIAL: %v", err)
-		}
+	// Tests that measure deduplication need the same cut points every run
+	// (only in a test build: a random polynomial hides content sizes).
+	if p, ok, err := testPolynomial(); err != nil {
+		return usagef("%v", err)
+	} else if ok {
 		iopts.Polynomial = p
 	}
 	iopts.Chunker = &chunkParams

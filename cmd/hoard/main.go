@@ -154,7 +154,6 @@ type globals struct {
 	configFile         string         // --config, HOARD_CONFIG
 	cfg                *config.Config // the config file, if any (cfgfile.go)
 	json               bool
-	verbose            int
 	stdin              io.Reader
 	stdout, stderr     io.Writer
 	status             *statusLine // stderr, when it shows progress (progress.go)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hoard-backup/hoard/backends"
+	"github.com/hoard-backup/hoard/backends/local"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/lock"
@@ -179,7 +180,8 @@ func (g *globals) openRepo(ctx context.Context, o openOptions) (context.Context,
 	unlock := func() {}
 	if o.lock {
 		var lctx context.Context
-		lctx, unlock, err = lock.Lock(ctx, r, o.exclusive, time.Now)
+		_, username := hostUser()
+		lctx, unlock, err = lock.LockWith(ctx, r, o.exclusive, lock.Options{Now: time.Now, Username: username})
 		if err != nil {
 			r.Close()
 			return nil, nil, nil, err
@@ -208,7 +210,7 @@ func uploads(be backends.Backend) int {
 	if n, err := strconv.Atoi(os.Getenv("HOARD_CONNECTIONS")); err == nil && n > 0 {
 		return n
 	}
-	if strings.HasPrefix(be.Location(), "local:") {
+	if _, ok := backends.As[*local.Backend](be); ok {
 		return 1
 	}
 	return be.Properties().Connections

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"sync/atomic"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -147,20 +145,4 @@ func (c *progressWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n.Add(uint64(n))
 	return n, err
-}
-
-// pauseAt pauses for HOARD_TEST_PAUSE_FOR (default 3s) when
-// HOARD_TEST_PAUSE_AT names point, after saying so on standard error, so
-// that a test can run another command meanwhile. Only tests set it; it is
-// not a user-facing option.
-func pauseAt(g *globals, point string) {
-	if os.Getenv("HOARD_TEST_PAUSE_AT") != point {
-		return
-	}
-	d, err := time.ParseDuration(os.Getenv("HOARD_TEST_PAUSE_FOR"))
-	if err != nil {
-		d = 3 * time.Second
-	}
-	fmt.Fprintf(g.stderr, "hoard-test: paused at %s\n", point)
-	time.Sleep(d)
 }

@@ -6,9 +6,13 @@ package testenv
 
 import (
 	"bufio"
+	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -58,4 +62,25 @@ func Get(name string) string {
 		}
 	}
 	return ""
+}
+
+// ProcessTempDir makes a folder in the system's temp folder for what a test
+// process keeps across its tests (a built binary, an in-process server's
+// files) and removes at its end. A process killed by go test's timeout never
+// removes it, so the folder's name carries the process ID (prefix, PID, "-",
+// random) and ProcessTempDir first removes the folders of the same prefix
+// whose process is gone.
+func ProcessTempDir(prefix string) (string, error) {
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*"))
+	for _, dir := range old {
+		pid, _, ok := strings.Cut(strings.TrimPrefix(filepath.Base(dir), prefix), "-")
+		n, err := strconv.Atoi(pid)
+		if !ok || err != nil || n <= 0 || n == os.Getpid() {
+			continue
+		}
+		if errors.Is(syscall.Kill(n, 0), syscall.ESRCH) {
+			_ = os.RemoveAll(dir) // best effort: another run may remove it too
+		}
+	}
+	return os.MkdirTemp("", prefix+strconv.Itoa(os.Getpid())+"-")
 }

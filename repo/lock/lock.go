@@ -150,6 +150,7 @@ type Options struct {
 	RefreshInterval time.Duration    // RefreshInterval
 	Host            string           // os.Hostname()
 	PID             int              // os.Getpid()
+	Username        string           // who holds the lock, for messages; the caller knows it (empty: none)
 }
 
 // LockWith is Lock with the clock, refresh interval and identity given
@@ -169,7 +170,7 @@ func LockWith(ctx context.Context, r *repo.Repository, exclusive bool, o Options
 	if o.PID == 0 {
 		o.PID = os.Getpid()
 	}
-	info := Info{Exclusive: exclusive, Host: host, Username: os.Getenv("USER"), PID: o.PID, Nonce: hex.EncodeToString(crypto.NewPackKey()[:16])}
+	info := Info{Exclusive: exclusive, Host: host, Username: o.Username, PID: o.PID, Nonce: hex.EncodeToString(crypto.NewPackKey()[:16])}
 	write := func() (id.ID, error) {
 		info.Time = now().UTC()
 		b, _ := json.Marshal(info)

@@ -193,3 +193,28 @@ func TestRefreshKeepsLockAlive(t *testing.T) {
 		t.Fatal("lock context cancelled while refreshing worked")
 	}
 }
+
+// TestUsername records the user the caller names, not one the lock package
+// finds in the environment.
+func TestUsername(t *testing.T) {
+	t.Setenv("USER", "from-the-environment")
+	r := newRepo(t)
+	ctx := context.Background()
+	_, unlock, err := lock.LockWith(ctx, r, false, lock.Options{Host: "web1", PID: 7, Username: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	locks, err := lock.List(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(locks) != 1 {
+		t.Fatalf("%d locks", len(locks))
+	}
+	for _, info := range locks {
+		if info.Username != "alice" {
+			t.Errorf("lock held by %q, want alice", info.Username)
+		}
+	}
+}

@@ -34,6 +34,8 @@ import (
 	"github.com/versity/versitygw/backend/posix"
 	"github.com/versity/versitygw/embedgw"
 	"github.com/versity/versitygw/s3api"
+
+	"github.com/hoard-backup/hoard/internal/testenv"
 )
 
 // Credentials and region of the server's root account. They are test
@@ -96,7 +98,7 @@ func Stop() {
 
 // start launches the gateway and waits until it listens.
 func start() error {
-	dir, err := os.MkdirTemp("", "hoard-s3test-")
+	dir, err := testenv.ProcessTempDir("hoard-s3test-")
 	if err != nil {
 		return err
 	}
