@@ -13,7 +13,7 @@ work=$(mktemp -d /tmp/hoard-copymount.XXXXXX)
 mount -t tmpfs -o size=$((SIZE_MB * 5 + 512))m tmpfs "$work"
 trap 'fusermount3 -u -z "$work/mnt" 2>/dev/null || true; umount "$work" 2>/dev/null || true; rmdir "$work"' EXIT
 go build -o "$work/hoard" ./cmd/hoard
-go run bench/gen.go stream -mb "$SIZE_MB" -seed 3 -day1 "$work/dump.sql" -day2 /dev/null > /dev/null
+go run bench/gen.go bench/series.go stream -mb "$SIZE_MB" -seed 3 -day1 "$work/dump.sql" -day2 /dev/null > /dev/null
 echo pw > "$work/pw"
 export HOARD_PASSWORD_FILE="$work/pw" HOARD_CACHE_DIR="$work/cache"
 h() { "$work/hoard" "$@"; }

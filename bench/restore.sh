@@ -56,9 +56,9 @@ hoard_version=$("$WORK/hoard" --version 2>&1 | head -1)
 restic_version=$("$RESTIC" version 2>&1 | head -1)
 log "$hoard_version; $restic_version"
 
-(cd "$root" && go run bench/gen.go stream -mb "$STREAM_MB" -seed "$SEED" \
+(cd "$root" && go run bench/gen.go bench/series.go stream -mb "$STREAM_MB" -seed "$SEED" \
 	-day1 "$WORK/day1.sql" -day2 "$WORK/day2.sql") 2>&1 | tee "$WORK/log/gen-stream.txt" >&2
-(cd "$root" && go run bench/gen.go media -files "$MEDIA_FILES" -seed "$((SEED + 1))" \
+(cd "$root" && go run bench/gen.go bench/series.go media -files "$MEDIA_FILES" -seed "$((SEED + 1))" \
 	-out "$WORK/media") 2>&1 | tee "$WORK/log/gen-media.txt" >&2
 
 printf 'hoard benchmark passphrase\n' >"$WORK/hoard-pass"

@@ -68,10 +68,10 @@ echo "$restic_version"
 # ---- data ----
 
 log "generating a ${STREAM_MB} MiB stream (day 1 and day 2)"
-(cd "$root" && go run bench/gen.go stream -mb "$STREAM_MB" -seed "$SEED" \
+(cd "$root" && go run bench/gen.go bench/series.go stream -mb "$STREAM_MB" -seed "$SEED" \
 	-day1 "$WORK/day1.sql" -day2 "$WORK/day2.sql") 2>&1 | tee "$WORK/log/gen-stream.txt" >&2
 log "generating a media tree of $MEDIA_FILES files"
-(cd "$root" && go run bench/gen.go media -files "$MEDIA_FILES" -seed "$((SEED + 1))" \
+(cd "$root" && go run bench/gen.go bench/series.go media -files "$MEDIA_FILES" -seed "$((SEED + 1))" \
 	-out "$WORK/media") 2>&1 | tee "$WORK/log/gen-media.txt" >&2
 day1_bytes=$(stat -c %s "$WORK/day1.sql")
 day2_bytes=$(stat -c %s "$WORK/day2.sql")
