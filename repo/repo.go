@@ -203,10 +203,16 @@ func Init(ctx context.Context, be backends.Backend, o InitOptions) (*Repository,
 			return nil, fmt.Errorf("repo: init: polynomial %v is not irreducible of degree 53", o.Polynomial)
 		}
 		sec.Polynomial = o.Polynomial
+		sec.Signature = nil // signed again below, over this polynomial
 	}
 	keys, err := crypto.NewKeys(sec)
 	if err != nil {
 		return nil, err
+	}
+	if sec.Signature == nil {
+		if sec.Signature, err = keys.Sign(sec.KeyStatement(), now); err != nil {
+			return nil, err
+		}
 	}
 	body := bodyConfig{ID: repoID, Created: now, Chunker: chunk.DefaultParams(), Compression: "zstd", PackSize: 16 << 20}
 	if o.Chunker != nil {

@@ -259,3 +259,22 @@ func TestVersion1KeyUpgrade(t *testing.T) {
 		t.Fatalf("passwd changed the snapshot key: %v", err)
 	}
 }
+
+// TestInitPolynomialSigned: a repository made with a given chunker
+// polynomial is signed over that polynomial.
+func TestInitPolynomialSigned(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New()
+	pol, err := crypto.NewSecrets(strings.Repeat("cd", 32), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Init(ctx, be, repo.InitOptions{Options: repo.Options{Passphrase: []byte(passphrase)},
+		S2K: crypto.S2KIterated, Polynomial: pol.Polynomial}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, be, repo.Options{Passphrase: []byte(passphrase), RequireSigned: true})
+	if err != nil || r.Polynomial() != pol.Polynomial || !r.KeySigned() {
+		t.Fatalf("open: %v", err)
+	}
+}
