@@ -133,13 +133,14 @@ type Repository struct {
 	keys     *crypto.Keys
 	keyName  string
 	unlocker crypto.Unlocker // what opened the key file; nil after Init
+	idx      *index.Index
+	log      *slog.Logger
+	now      func() time.Time
+	workers  int
+
 	// untrusted are the key files Open refused and passed over (SkipUntrusted).
 	untrusted    []*UntrustedError
 	configSigned bool
-	idx          *index.Index
-	log          *slog.Logger
-	now          func() time.Time
-	workers      int
 
 	zenc *zstd.Encoder
 	zdec *zstd.Decoder
