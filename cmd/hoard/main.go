@@ -140,17 +140,18 @@ type globals struct {
 	gpgSecretKey      string
 	gpgPassphraseFile string
 	gpgAgent          bool
+	configFile        string         // --config, HOARD_CONFIG
+	cfg               *config.Config // the config file, if any (cfgfile.go)
+	json              bool
+	verbose           int
+	stdin             io.Reader
+	stdout, stderr    io.Writer
+	status            *statusLine // stderr, when it shows progress (progress.go)
+	log               *slog.Logger
+
 	// dataKeyFingerprint is the data key the repository must have
 	// (--data-key-fingerprint), checked instead of the pinned one.
 	dataKeyFingerprint string
-	configFile         string         // --config, HOARD_CONFIG
-	cfg                *config.Config // the config file, if any (cfgfile.go)
-	json               bool
-	verbose            int
-	stdin              io.Reader
-	stdout, stderr     io.Writer
-	status             *statusLine // stderr, when it shows progress (progress.go)
-	log                *slog.Logger
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
