@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -99,9 +100,13 @@ type Options struct {
 	// RequireSigned refuses key files without a signature by the data key
 	// (for a client that has seen this repository's key files signed).
 	RequireSigned bool
-	// Pinned, when set, is asked for DataKeyFingerprint and RequireSigned
-	// once the repository's ID is known (a client's known keys).
-	Pinned func(repositoryID string) (fingerprint string, requireSigned bool, err error)
+	// PreferKey names a key file to try first: the one this client opened
+	// last, so that a key file planted later for the same passphrase or GPG
+	// key is not used instead.
+	PreferKey string
+	// Pinned, when set, is asked for DataKeyFingerprint, RequireSigned and
+	// PreferKey once the repository's ID is known (a client's known keys).
+	Pinned func(repositoryID string) (Pin, error)
 	// SkipUntrusted makes Open pass over key files it refuses, listed by
 	// Untrusted, instead of failing: for key list and key remove.
 	SkipUntrusted bool
@@ -402,9 +407,14 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 	sort.Strings(names) // the same order on every backend and every run
 	u := o.unlocker()
 	if o.Pinned != nil {
-		if o.DataKeyFingerprint, o.RequireSigned, err = o.Pinned(oc.ID); err != nil {
+		p, err := o.Pinned(oc.ID)
+		if err != nil {
 			return nil, err
 		}
+		o.DataKeyFingerprint, o.RequireSigned, o.PreferKey = p.Fingerprint, p.RequireSigned, p.KeyFile
+	}
+	if i := slices.Index(names, o.PreferKey); i > 0 {
+		names = append(append([]string{o.PreferKey}, names[:i]...), names[i+1:]...)
 	}
 	want := o.DataKeyFingerprint
 	var keys *crypto.Keys
