@@ -417,6 +417,7 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 		names = append(append([]string{o.PreferKey}, names[:i]...), names[i+1:]...)
 	}
 	want := o.DataKeyFingerprint
+	_, isPassphrase := u.(crypto.Passphrase)
 	var keys *crypto.Keys
 	var keyName string
 	var lastErr error
@@ -471,8 +472,11 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 		if keys == nil {
 			keys, keyName = k, name
 		}
-		if want != "" {
-			break // pinned: the first key file that matches will do
+		if want != "" && isPassphrase {
+			// Pinned: the first key file that matches will do. Key files
+			// for GPG keys cost little to open, so those are all opened,
+			// and one a write-only holder planted is refused loudly.
+			break
 		}
 	}
 	if keys == nil {
