@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -104,9 +105,13 @@ type Options struct {
 	// RequireSigned refuses key files without a signature by the data key
 	// (for a client that has seen this repository's key files signed).
 	RequireSigned bool
-	// Pinned, when set, is asked for DataKeyFingerprint and RequireSigned
-	// once the repository's ID is known (a client's known keys).
-	Pinned func(repositoryID string) (fingerprint string, requireSigned bool, err error)
+	// PreferKey names a key file to try first: the one this client opened
+	// last, so that a key file planted later for the same passphrase or GPG
+	// key is not used instead.
+	PreferKey string
+	// Pinned, when set, is asked for DataKeyFingerprint, RequireSigned and
+	// PreferKey once the repository's ID is known (a client's known keys).
+	Pinned func(repositoryID string) (Pin, error)
 	// SkipUntrusted makes Open pass over key files it refuses, listed by
 	// Untrusted, instead of failing: for key list and key remove.
 	SkipUntrusted bool
@@ -141,13 +146,14 @@ type Repository struct {
 	keys     *crypto.Keys
 	keyName  string
 	unlocker crypto.Unlocker // what opened the key file; nil after Init
+	idx      *index.Index
+	log      *slog.Logger
+	now      func() time.Time
+	workers  int
+
 	// untrusted are the key files Open refused and passed over (SkipUntrusted).
 	untrusted    []*UntrustedError
 	configSigned bool
-	idx          *index.Index
-	log          *slog.Logger
-	now          func() time.Time
-	workers      int
 
 	zenc *zstd.Encoder
 	zdec *zstd.Decoder
@@ -220,10 +226,16 @@ func Init(ctx context.Context, be backends.Backend, o InitOptions) (*Repository,
 			return nil, fmt.Errorf("repo: init: polynomial %v is not irreducible of degree 53", o.Polynomial)
 		}
 		sec.Polynomial = o.Polynomial
+		sec.Signature = nil // signed again below, over this polynomial
 	}
 	keys, err := crypto.NewKeys(sec)
 	if err != nil {
 		return nil, err
+	}
+	if sec.Signature == nil {
+		if sec.Signature, err = keys.Sign(sec.KeyStatement(), now); err != nil {
+			return nil, err
+		}
 	}
 	body := bodyConfig{ID: repoID, Created: now, Chunker: chunk.DefaultParams(), Compression: "zstd", PackSize: 16 << 20}
 	if o.Chunker != nil {
@@ -426,11 +438,17 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 	sort.Strings(names) // the same order on every backend and every run
 	u := o.unlocker()
 	if o.Pinned != nil {
-		if o.DataKeyFingerprint, o.RequireSigned, err = o.Pinned(oc.ID); err != nil {
+		p, err := o.Pinned(oc.ID)
+		if err != nil {
 			return nil, err
 		}
+		o.DataKeyFingerprint, o.RequireSigned, o.PreferKey = p.Fingerprint, p.RequireSigned, p.KeyFile
+	}
+	if i := slices.Index(names, o.PreferKey); i > 0 {
+		names = append(append([]string{o.PreferKey}, names[:i]...), names[i+1:]...)
 	}
 	want := o.DataKeyFingerprint
+	_, isPassphrase := u.(crypto.Passphrase)
 	var keys *crypto.Keys
 	var keyName string
 	var lastErr, unusable error
@@ -492,8 +510,11 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 		if keys == nil {
 			keys, keyName = k, name
 		}
-		if want != "" {
-			break // pinned: the first key file that matches will do
+		if want != "" && isPassphrase {
+			// Pinned: the first key file that matches will do. Key files
+			// for GPG keys cost little to open, so those are all opened,
+			// and one a write-only holder planted is refused loudly.
+			break
 		}
 	}
 	if keys == nil {

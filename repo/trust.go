@@ -7,6 +7,15 @@ import (
 	"github.com/hoard-backup/hoard/repo/crypto"
 )
 
+// Pin is what a client trusts of a repository (FORMAT.md 4.1): its data
+// key, whether its key files must be signed, and the key file it opened
+// last.
+type Pin struct {
+	Fingerprint   string
+	RequireSigned bool
+	KeyFile       string
+}
+
 // UntrustedError names a key file (or the config) that a client refuses
 // because a write-only holder could have made it (FORMAT.md 4.1). It is
 // ErrUntrusted to errors.Is.

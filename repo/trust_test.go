@@ -259,3 +259,56 @@ func TestVersion1KeyUpgrade(t *testing.T) {
 		t.Fatalf("passwd changed the snapshot key: %v", err)
 	}
 }
+
+// TestInitPolynomialSigned: a repository made with a given chunker
+// polynomial is signed over that polynomial.
+func TestInitPolynomialSigned(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New()
+	pol, err := crypto.NewSecrets(strings.Repeat("cd", 32), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Init(ctx, be, repo.InitOptions{Options: repo.Options{Passphrase: []byte(passphrase)},
+		S2K: crypto.S2KIterated, Polynomial: pol.Polynomial}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, be, repo.Options{Passphrase: []byte(passphrase), RequireSigned: true})
+	if err != nil || r.Polynomial() != pol.Polynomial || !r.KeySigned() {
+		t.Fatalf("open: %v", err)
+	}
+}
+
+// TestPreferKey: a key file planted for the same passphrase, with the real
+// data key and signature but a snapshot key its writer knows, passes every
+// data key check; the client that tries the key file it opened last first
+// never uses it.
+func TestPreferKey(t *testing.T) {
+	ctx := context.Background()
+	r, be := newRepo(t)
+	own := r.KeyName()
+	planted := r.Keys().Secrets.WriteOnlyCopy() // a fresh snapshot key
+	var name string
+	for {
+		msg, err := crypto.EncryptWithPassphrase(planted, []byte(passphrase), crypto.S2KIterated)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name = id.Hash(msg).String(); name < own {
+			if err := be.Save(ctx, backends.Handle{Type: backends.KeyFile, Name: name}, backends.NewByteReader(msg)); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	pin := repo.Pin{Fingerprint: r.DataKeyFingerprint(), RequireSigned: true}
+	o := repo.Options{Passphrase: []byte(passphrase), Pinned: func(string) (repo.Pin, error) { return pin, nil }}
+	if r2, err := repo.Open(ctx, be, o); err != nil || r2.KeyName() != name {
+		t.Fatalf("without a preferred key: %v, key %v (the planted one sorts first)", err, r2 != nil && r2.KeyName() == name)
+	}
+	pin.KeyFile = own
+	r3, err := repo.Open(ctx, be, o)
+	if err != nil || r3.KeyName() != own || r3.Keys().Writer() != r.Keys().Writer() {
+		t.Fatalf("with the preferred key: %v", err)
+	}
+}

@@ -19,15 +19,19 @@ import (
 // opens, the first time, as ssh pins host keys (docs/gpg.md, FORMAT.md
 // 4.1). The file is text, one repository a line:
 //
-//	<repository ID> <data key fingerprint> [signed]
+//	<repository ID> <data key fingerprint> [signed] [key=<key file name>]
 //
 // "signed" means this machine has opened a key file of the repository
 // signed by that data key: from then on unsigned key files are refused.
+// "key=" names the key file this machine opened last: it is tried first,
+// so that a key file someone planted later for the same passphrase or GPG
+// key (with a snapshot key of its own) is never used instead.
 
 // knownKey is one line of the known keys file.
 type knownKey struct {
 	fingerprint string
 	signed      bool
+	keyFile     string // the key file opened last
 }
 
 // knownKeysPath is $HOARD_KNOWN_KEYS, else known_keys in hoard's folder of
@@ -61,10 +65,22 @@ func readKnownKeys(path string) (map[string]knownKey, error) {
 		}
 		f := strings.Fields(line)
 		fpr, err := crypto.ParseFingerprint(safeIndex(f, 1))
-		if len(f) < 2 || len(f) > 3 || len(f[0]) != 64 || err != nil || len(f) == 3 && f[2] != "signed" {
-			return nil, fmt.Errorf("known keys: %s line %d: want \"REPOSITORY-ID FINGERPRINT [signed]\"", path, n)
+		k := knownKey{fingerprint: fpr}
+		ok := len(f) >= 2 && len(f) <= 4 && len(f[0]) == 64 && err == nil
+		for i := 2; ok && i < len(f); i++ {
+			switch name, isKey := strings.CutPrefix(f[i], "key="); {
+			case f[i] == "signed" && !k.signed:
+				k.signed = true
+			case isKey && k.keyFile == "" && len(name) == 64 && strings.Trim(name, "0123456789abcdef") == "":
+				k.keyFile = name
+			default:
+				ok = false
+			}
 		}
-		out[f[0]] = knownKey{fingerprint: fpr, signed: len(f) == 3}
+		if !ok {
+			return nil, fmt.Errorf("known keys: %s line %d: want \"REPOSITORY-ID FINGERPRINT [signed] [key=KEY-FILE]\"", path, n)
+		}
+		out[f[0]] = k
 	}
 	return out, s.Err()
 }
@@ -95,6 +111,9 @@ func writeKnownKey(path, repoID string, k knownKey) error {
 		if known[id].signed {
 			buf.WriteString(" signed")
 		}
+		if known[id].keyFile != "" {
+			buf.WriteString(" key=" + known[id].keyFile)
+		}
 		buf.WriteByte('\n')
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -121,37 +140,37 @@ func writeKnownKey(path, repoID string, k knownKey) error {
 // pinned returns what Open checks key files against for repository
 // repoID: the --data-key-fingerprint, else the key pinned on this machine;
 // and the pin itself, kept in pin for pinDataKey.
-func (g *globals) pinned(pin *knownKey, isPinned *bool) func(string) (string, bool, error) {
-	return func(repoID string) (string, bool, error) {
+func (g *globals) pinned(pin *knownKey, isPinned *bool) func(string) (repo.Pin, error) {
+	return func(repoID string) (repo.Pin, error) {
 		path, err := knownKeysPath()
 		if err != nil {
-			return "", false, err
+			return repo.Pin{}, err
 		}
 		known, err := readKnownKeys(path)
 		if err != nil {
-			return "", false, err
+			return repo.Pin{}, err
 		}
 		*pin, *isPinned = known[repoID]
 		want := pin.fingerprint
 		if g.dataKeyFingerprint != "" {
 			f, err := crypto.ParseFingerprint(g.dataKeyFingerprint)
 			if err != nil {
-				return "", false, usagef("--data-key-fingerprint: %v", err)
+				return repo.Pin{}, usagef("--data-key-fingerprint: %v", err)
 			}
 			if *isPinned && pin.fingerprint != f {
-				return "", false, fmt.Errorf("%w: --data-key-fingerprint %s differs from %s, pinned for repository %s in %s; "+
+				return repo.Pin{}, fmt.Errorf("%w: --data-key-fingerprint %s differs from %s, pinned for repository %s in %s; "+
 					"remove that line if the repository really has a new data key", repo.ErrUntrusted, f, pin.fingerprint, repoID[:10], path)
 			}
 			want = f
 		}
-		return want, *isPinned && pin.signed, nil
+		return repo.Pin{Fingerprint: want, RequireSigned: *isPinned && pin.signed, KeyFile: pin.keyFile}, nil
 	}
 }
 
 // pinDataKey records the data key of an opened repository (first use) or
 // that its key files are signed now. The first pin is said on stderr.
 func (g *globals) pinDataKey(r *repo.Repository, pin knownKey, pinned bool) error {
-	k := knownKey{fingerprint: r.DataKeyFingerprint(), signed: pin.signed || r.KeySigned()}
+	k := knownKey{fingerprint: r.DataKeyFingerprint(), signed: pin.signed || r.KeySigned(), keyFile: r.KeyName()}
 	if pinned && k == pin {
 		return nil
 	}

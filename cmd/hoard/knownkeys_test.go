@@ -20,22 +20,25 @@ func TestKnownKeys(t *testing.T) {
 	if err := writeKnownKey(path, id2, knownKey{fingerprint: fpr, signed: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeKnownKey(path, id1, knownKey{fingerprint: fpr, signed: true}); err != nil {
+	key := strings.Repeat("c", 64)
+	if err := writeKnownKey(path, id1, knownKey{fingerprint: fpr, signed: true, keyFile: key}); err != nil {
 		t.Fatal(err)
 	}
 	known, err := readKnownKeys(path)
-	if err != nil || len(known) != 2 || known[id1] != (knownKey{fpr, true}) || known[id2] != (knownKey{fpr, true}) {
+	if err != nil || len(known) != 2 || known[id1] != (knownKey{fpr, true, key}) || known[id2] != (knownKey{fpr, true, ""}) {
 		t.Fatalf("read back: %v %v", known, err)
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("mode: %v %v", fi, err)
 	}
 	for _, bad := range []string{
-		id1,                              // no fingerprint
-		id1 + " " + fpr + " trusted",     // unknown flag
-		"abc " + fpr,                     // short ID
-		id1 + " " + fpr[:39],             // short fingerprint
-		id1 + " " + fpr + " signed more", // too many fields
+		id1,                                // no fingerprint
+		id1 + " " + fpr + " trusted",       // unknown flag
+		"abc " + fpr,                       // short ID
+		id1 + " " + fpr[:39],               // short fingerprint
+		id1 + " " + fpr + " signed signed", // twice
+		id1 + " " + fpr + " key=abc",       // short key file name
+		id1 + " " + fpr + " signed key=" + strings.Repeat("c", 64) + " x", // too many fields
 	} {
 		if err := os.WriteFile(path, []byte("# comment\n\n"+bad+"\n"), 0o600); err != nil {
 			t.Fatal(err)

@@ -148,19 +148,20 @@ type globals struct {
 	gpgSecretKey      string
 	gpgPassphraseFile string
 	gpgAgent          bool
+	configFile        string         // --config, HOARD_CONFIG
+	cfg               *config.Config // the config file, if any (cfgfile.go)
+	json              bool
+	stdin             io.Reader
+	stdout, stderr    io.Writer
+	status            *statusLine // stderr, when it shows progress (progress.go)
+	log               *slog.Logger
+	logLevel          slog.Level
+	monitorOpts       monitorOptions // --metrics-file, --ping-url, --on-failure (monitor.go)
+	facts             *runFacts      // what a monitored command learnt, for its report
+
 	// dataKeyFingerprint is the data key the repository must have
 	// (--data-key-fingerprint), checked instead of the pinned one.
 	dataKeyFingerprint string
-	configFile         string         // --config, HOARD_CONFIG
-	cfg                *config.Config // the config file, if any (cfgfile.go)
-	json               bool
-	stdin              io.Reader
-	stdout, stderr     io.Writer
-	status             *statusLine // stderr, when it shows progress (progress.go)
-	log                *slog.Logger
-	logLevel           slog.Level
-	monitorOpts        monitorOptions // --metrics-file, --ping-url, --on-failure (monitor.go)
-	facts              *runFacts      // what a monitored command learnt, for its report
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {

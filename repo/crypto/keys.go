@@ -359,9 +359,10 @@ type Keys struct {
 	fingerprint string // of dataPub
 	writer      string // WriterID of Secrets.SnapshotKey; empty without one
 
-	mu                 sync.Mutex
-	unwraped           map[string][]byte // wrapped key (as string) -> pack key; bounded
-	wrappedSnapshotKey []byte            // the snapshot key wrapped to the data key, made once
+	mu       sync.Mutex
+	unwraped map[string][]byte // wrapped key (as string) -> pack key; bounded
+	// wrappedSnapshotKey is the snapshot key wrapped to the data key, made once (under mu).
+	wrappedSnapshotKey []byte
 	// pgpMu serialises use of the data key entities: go-crypto caches
 	// signature checks in them lazily, which is not safe for concurrent use.
 	pgpMu sync.Mutex
