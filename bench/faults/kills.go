@@ -92,13 +92,16 @@ func (st *killState) pick() string {
 	switch r := st.rnd.IntN(100); {
 	case n > 8 && r < 50:
 		return "forget"
-	case n < 2 || r < 40:
+	case n < 1 || r < 35:
 		return "backup"
-	case r < 55:
+	case r < 50:
+		if n < 3 {
+			return "backup"
+		}
 		return "forget"
-	case r < 80:
+	case r < 75:
 		return "prune"
-	case r < 90:
+	case r < 87:
 		return "repair-index"
 	default:
 		return "repair-snapshots"
