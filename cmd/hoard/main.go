@@ -207,8 +207,10 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			initCommand(g), backupCommand(g), snapshotsCommand(g), lsCommand(g), restoreCommand(g),
 			dumpCommand(g), catCommand(g), checkCommand(g), unlockCommand(g), keyCommand(g),
 			dbCommand(g), runCommand(g), forgetCommand(g), pruneCommand(g), repairCommand(g), statsCommand(g), diffCommand(g),
+			completionCommand(g), manCommand(g),
 		},
-		ExitErrHandler: func(*cli.Context, error) {},
+		EnableBashCompletion: true,
+		ExitErrHandler:       func(*cli.Context, error) {},
 	}
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = app.OnUsageError
