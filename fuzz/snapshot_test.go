@@ -33,6 +33,10 @@ func sampleTrees() []*snapshot.Tree {
 			{Name: "sock", Type: snapshot.TypeSocket},
 			{Name: "\u00e9t\u00e9", Type: snapshot.TypeFile},
 		}},
+		{Nodes: []snapshot.Node{ // a hard-link group (links, device_id, inode)
+			{Name: "a", Type: snapshot.TypeFile, Inode: 7, DeviceID: 2049, Links: 2, Size: 3, Content: []id.ID{fixedID("l")}},
+			{Name: "b", Type: snapshot.TypeFile, Inode: 7, DeviceID: 2049, Links: 2, Size: 3, Content: []id.ID{fixedID("l")}},
+		}},
 	}
 }
 

@@ -284,4 +284,4 @@ func maskKeyID(id string) string {
 
 // errNoCredentials is returned by Open without credentials.
 var errNoCredentials = errors.New("s3: no credentials: set " + EnvAccessKeyID + " and " + EnvSecretAccessKey +
-	" (or the config file's access key and secret)")
+	", or a profile in ~/.aws/credentials (AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE), or run with an instance role")

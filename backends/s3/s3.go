@@ -61,8 +61,8 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("s3: open %s: %w", cfg.location(), err)
 	}
-	if cfg.AccessKeyID == "" || cfg.SecretAccessKey == "" {
-		return nil, errNoCredentials
+	if (cfg.AccessKeyID == "") != (cfg.SecretAccessKey == "") {
+		return nil, errNoCredentials // half a key pair is a mistake, not a cue to look elsewhere
 	}
 	endpoint := cfg.Endpoint
 	if endpoint == "" {
@@ -87,8 +87,15 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	case LookupDNS:
 		lookup = minio.BucketLookupDNS
 	}
+	creds := credentials.NewStaticV4(cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken)
+	if cfg.AccessKeyID == "" {
+		var err error
+		if creds, err = chainCredentials(); err != nil {
+			return nil, err
+		}
+	}
 	client, err := minio.New(endpoint, &minio.Options{
-		Creds:        credentials.NewStaticV4(cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken),
+		Creds:        creds,
 		Secure:       !cfg.InsecureHTTP,
 		Transport:    transport,
 		Region:       cfg.Region,
@@ -372,4 +379,22 @@ func (b *Backend) join(key string) string {
 		return key
 	}
 	return b.prefix + "/" + key
+}
+
+// chainCredentials looks for credentials where AWS tools do when the
+// environment has no keys: the shared credentials file
+// (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials; profile AWS_PROFILE,
+// else default), then an instance or container role (EC2 metadata, ECS,
+// web identity), through minio-go's providers. It fetches them once now so
+// that their absence is a clear error here, not an anonymous request later.
+func chainCredentials() (*credentials.Credentials, error) {
+	c := credentials.NewChainCredentials([]credentials.Provider{
+		&credentials.FileAWSCredentials{},
+		&credentials.IAM{},
+	})
+	v, err := c.Get()
+	if err != nil || v.AccessKeyID == "" || v.SignerType == credentials.SignatureAnonymous {
+		return nil, errNoCredentials
+	}
+	return c, nil
 }

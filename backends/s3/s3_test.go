@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -531,5 +532,44 @@ func TestApplyEnv(t *testing.T) {
 	}
 	if _, err := s3.Open(context.Background(), s3.Config{Bucket: "bucket"}); err == nil {
 		t.Error("Open without credentials succeeded")
+	}
+}
+
+// TestCredentialChain: without keys in the config (or the environment),
+// the shared credentials file and its AWS_PROFILE are used, as AWS tools
+// do; with none of the chain's sources, Open says where it looked.
+func TestCredentialChain(t *testing.T) {
+	cfg := testConfig(t, "")
+	endpoint, access, secret := s3test.Start(t)
+	cfg.Endpoint = endpoint
+	cfg.AccessKeyID, cfg.SecretAccessKey = "", ""
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"} {
+		t.Setenv(k, "")
+	}
+	file := filepath.Join(t.TempDir(), "credentials")
+	body := "[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n[backup]\naws_access_key_id = " + access +
+		"\naws_secret_access_key = " + secret + "\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", file)
+	t.Setenv("AWS_PROFILE", "backup")
+	be := create(t, cfg)
+	h := backends.Handle{Type: backends.KeyFile, Name: "k"}
+	if err := be.Save(context.Background(), h, backends.NewByteReader([]byte("key"))); err != nil {
+		t.Fatalf("save with the profile's credentials: %v", err)
+	}
+	if got := loadAll(t, be, h); string(got) != "key" {
+		t.Fatalf("load: %q", got)
+	}
+
+	// No file, no role (the instance metadata service is not reachable
+	// here): a clear error.
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("HOME", t.TempDir())
+	_, err := s3.Open(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "~/.aws/credentials") {
+		t.Fatalf("Open without credentials: %v", err)
 	}
 }

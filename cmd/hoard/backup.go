@@ -24,6 +24,9 @@ type backupOptions struct {
 	tags          cli.StringSlice
 	host          string
 	excludes      rawStrings
+	excludeFiles  cli.StringSlice
+	excludeCaches bool
+	ifPresent     cli.StringSlice
 	stdin         bool
 	stdinFilename string
 	fromCommand   bool
@@ -42,7 +45,13 @@ func backupCommand(g *globals) *cli.Command {
 			&cli.StringSliceFlag{Name: "tag", Destination: &o.tags, Usage: "add a tag (repeatable)"},
 			&cli.StringFlag{Name: "host", Destination: &o.host, Usage: "record this host name instead of the machine's"},
 			&cli.GenericFlag{Name: "exclude", Aliases: []string{"e"}, Value: &o.excludes,
-				Usage: "exclude paths matching a pattern (repeatable); without a slash it matches any name"},
+				Usage: "exclude paths matching a pattern (repeatable); without a slash it matches any name; ** matches any number of directories"},
+			&cli.StringSliceFlag{Name: "exclude-file", Destination: &o.excludeFiles,
+				Usage: "read exclude patterns from a file, one per line; blank lines and lines starting with # are ignored (repeatable)"},
+			&cli.BoolFlag{Name: "exclude-caches", Destination: &o.excludeCaches,
+				Usage: "back up only the CACHEDIR.TAG of directories that hold a valid one"},
+			&cli.StringSliceFlag{Name: "exclude-if-present", Destination: &o.ifPresent,
+				Usage: "back up only `FILE[:HEADER]` of directories that hold FILE (beginning with HEADER) (repeatable)"},
 			&cli.BoolFlag{Name: "stdin", Destination: &o.stdin, Usage: "back up standard input"},
 			&cli.StringFlag{Name: "stdin-filename", Value: "stdin", Destination: &o.stdinFilename,
 				Usage: "file name for --stdin and --stdin-from-command"},
@@ -68,13 +77,25 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 	case !o.stdin && !o.fromCommand && len(args) == 0:
 		return usagef("nothing to back up: give paths, --stdin or --stdin-from-command")
 	}
-	if err := archiver.ValidatePatterns(o.excludes.Value()); err != nil {
+	excludes := o.excludes.Value()
+	for _, f := range o.excludeFiles.Value() {
+		pats, err := readPatternFile(f)
+		if err != nil {
+			return err
+		}
+		excludes = append(excludes, pats...)
+	}
+	if err := archiver.ValidatePatterns(excludes); err != nil {
 		return usageError{err.Error()}
 	}
 	if o.chunkProfile != "" {
 		if _, err := chunk.Profile(o.chunkProfile); err != nil {
 			return usageError{err.Error()}
 		}
+	}
+	ifPresent := o.ifPresent.Value()
+	if o.excludeCaches {
+		ifPresent = append(ifPresent, archiver.CacheDirTag)
 	}
 	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true})
 	if err != nil {
@@ -88,7 +109,7 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 	if u, err := user.Current(); err == nil {
 		meta.Username = u.Username
 	}
-	ao := archiver.Options{Excludes: o.excludes.Value(), Logger: g.log, Checkpoint: testCheckpoint(g),
+	ao := archiver.Options{Excludes: excludes, ExcludeIfPresent: ifPresent, Logger: g.log, Checkpoint: testCheckpoint(g),
 		ChunkProfile: o.chunkProfile}
 	var sn *snapshot.Snapshot
 	var abs []string
@@ -189,4 +210,23 @@ func incompleteIf(sn *snapshot.Snapshot) error {
 		return incompleteError{fmt.Sprintf("snapshot %s saved, but %d files could not be read or changed while being read (see the warnings above)", sn.ID.Str(), n)}
 	}
 	return nil
+}
+
+// readPatternFile reads --exclude-file: one pattern a line; blank lines
+// and lines starting with # are skipped, surrounding spaces trimmed (as
+// restic's).
+func readPatternFile(name string) ([]string, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, usagef("--exclude-file: %v", err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }

@@ -220,8 +220,10 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			dumpCommand(g), catCommand(g), checkCommand(g), unlockCommand(g), keyCommand(g),
 			dbCommand(g), walCommand(g), runCommand(g), forgetCommand(g), pruneCommand(g), repairCommand(g), statsCommand(g), diffCommand(g),
 			findCommand(g), tagCommand(g), copyCommand(g), scheduleCommand(g), mountCommand(g), migrateCommand(g),
+			completionCommand(g), manCommand(g),
 		},
-		ExitErrHandler: func(*cli.Context, error) {},
+		EnableBashCompletion: true,
+		ExitErrHandler:       func(*cli.Context, error) {},
 	}
 	app.Flags = append(app.Flags, monitorFlags(&g.monitorOpts)...)
 	for _, cmd := range app.Commands {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"path/filepath"
 	"sync/atomic"
 
 	"github.com/urfave/cli/v2"
@@ -47,8 +48,8 @@ func runRestore(ctx context.Context, g *globals, o *restoreOptions, ref string) 
 		return usagef("restore needs --target DIR")
 	}
 	for _, p := range o.includes.Value() {
-		if _, err := path.Match(p, ""); err != nil {
-			return usagef("bad include pattern %q: %v", p, err)
+		if !snapshot.ValidPattern(p) {
+			return usagef("bad include pattern %q: %v", p, filepath.ErrBadPattern)
 		}
 	}
 	// A shared lock: a prune (exclusive) cannot remove the packs being read.

@@ -30,6 +30,11 @@ import (
 type Options struct {
 	// Excludes are patterns (see Match) of paths not to back up.
 	Excludes []string
+	// ExcludeIfPresent names marker files: a directory that holds one is
+	// kept with the marker alone, its other contents are not backed up.
+	// An entry "NAME:HEADER" counts NAME only if it begins with HEADER.
+	// CacheDirTag is the marker of cache directories (--exclude-caches).
+	ExcludeIfPresent []string
 	// Parent is the snapshot whose unchanged files need not be read again,
 	// if the key in use wrote it (snapshot.Verify says crypto.TrustThisKey):
 	// anyone with writer secrets can write a snapshot, and one that points

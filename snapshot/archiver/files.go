@@ -25,8 +25,8 @@ import (
 // --exclude "$UNSET_VARIABLE/" becomes).
 func ValidatePatterns(patterns []string) error {
 	for _, p := range patterns {
-		if _, err := filepath.Match(p, ""); err != nil {
-			return fmt.Errorf("archiver: bad exclude pattern %q: %w", p, err)
+		if !snapshot.ValidPattern(p) {
+			return fmt.Errorf("archiver: bad exclude pattern %q: %w", p, filepath.ErrBadPattern)
 		}
 		if strings.TrimSpace(p) == "" {
 			return fmt.Errorf("archiver: empty exclude pattern %q (an unset variable?)", p)
@@ -352,8 +352,12 @@ func (a *Archiver) saveDir(path string, n snapshot.Node, old *snapshot.Node, exc
 		// Keep the directory itself, empty, so its metadata survives.
 	}
 	children := make([]*future, 0, len(entries))
+	marker := a.marker(path)
 	for _, e := range entries {
 		name := e.Name()
+		if marker != "" && name != marker {
+			continue
+		}
 		child := filepath.Join(path, name)
 		if a.excluded(child, excl) {
 			continue
@@ -371,4 +375,39 @@ func (a *Archiver) saveDir(path string, n snapshot.Node, old *snapshot.Node, exc
 	f := newFuture()
 	a.saveTree(f, n, children)
 	return f, nil
+}
+
+// CacheDirTag is the ExcludeIfPresent entry of --exclude-caches: the
+// Cache Directory Tagging Specification's file and the header it starts
+// with (https://bford.info/cachedir/).
+const CacheDirTag = "CACHEDIR.TAG:Signature: 8a477f597d28d172789f06886806bc55"
+
+// marker returns the name of the ExcludeIfPresent marker dir holds, or "".
+func (a *Archiver) marker(dir string) string {
+	for _, m := range a.o.ExcludeIfPresent {
+		name, header, _ := strings.Cut(m, ":")
+		if name == "" {
+			continue
+		}
+		if header == "" {
+			if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+				return name
+			}
+			continue
+		}
+		if fi, err := os.Lstat(filepath.Join(dir, name)); err != nil || !fi.Mode().IsRegular() {
+			continue // never open a fifo or follow a link to read a header
+		}
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		buf := make([]byte, len(header))
+		n, _ := io.ReadFull(f, buf)
+		f.Close()
+		if string(buf[:n]) == header {
+			return name
+		}
+	}
+	return ""
 }
