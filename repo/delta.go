@@ -194,7 +194,7 @@ func (r *Repository) decodeDelta(frame, base []byte, rawLength uint32, buf []byt
 // SaveDataBlob stores plaintext as a data blob with ID bid, as a delta
 // against base when that is possible and pays (docs/FORMAT.md, section
 // 14.2): the repository is of version 2, base is a data blob the host can
-// read (from the repository with a full key, or from o.Bases), and the
+// read (from the repository with a full key, or from SetBaseSource), and the
 // delta is small next to the full blob. If base is itself a delta, its own
 // base is used, so that chains stay one step long. A null base stores a
 // full blob, as SaveBlobWithID does.
