@@ -121,7 +121,9 @@ for i in $(seq 1 "$LARGE_FILES"); do head -c $(((4 + i % 13) << 20)) /dev/urando
 media_bytes=$(size "$WORK/media")
 blobs() { grep -o '"data_blobs_new": *[0-9]*' "$1" | grep -o '[0-9]*$'; }
 "$WORK/bin/hoard" -r "$WORK/m1" init --s2k iterated >/dev/null 2>&1
-"$WORK/bin/hoard" -r "$WORK/m1" --json backup "$WORK/media" >"$WORK/log/media-hoard.json" 2>/dev/null
+# A media tree of the config file: new, so cut with its default, large.
+printf '[media.uploads]\npaths = ["%s"]\n' "$WORK/media" >"$WORK/hoard.toml"
+"$WORK/bin/hoard" -r "$WORK/m1" --config "$WORK/hoard.toml" --json run >"$WORK/log/media-hoard.json" 2>/dev/null
 "$WORK/bin/hoard-base" -r "$WORK/m2" init --s2k iterated >/dev/null 2>&1
 "$WORK/bin/hoard-base" -r "$WORK/m2" --json backup "$WORK/media" >"$WORK/log/media-base.json" 2>/dev/null
 "$WORK/bin/hoard-base" -r "$WORK/m3" init --s2k iterated --chunk-profile large >/dev/null 2>&1
@@ -147,6 +149,6 @@ perg() { awk -v n="$1" -v b="$media_bytes" 'BEGIN { printf "%.0f", n / (b / 1073
 	echo "Final repositories: hoard $(mib "$(size "$H")") MiB, base $(mib "$(size "$HB")") MiB, restic $(mib "$(size "$R")") MiB."
 	echo
 	echo "Media tree ($MEDIA_FILES files of gen.go media plus $LARGE_FILES random files of 4-16 MiB, $(mib "$media_bytes") MiB), data blobs per GiB:" \
-		"hoard (new tree: large profile) $(perg "$(blobs "$WORK/log/media-hoard.json")"), base (dump profile) $(perg "$(blobs "$WORK/log/media-base.json")")," \
+		"hoard (\`run\`, a new media tree: large profile) $(perg "$(blobs "$WORK/log/media-hoard.json")"), base (dump profile) $(perg "$(blobs "$WORK/log/media-base.json")")," \
 		"base with \`init --chunk-profile large\` $(perg "$(blobs "$WORK/log/media-base-large.json")")."
 } | tee "$OUT"

@@ -91,23 +91,28 @@ func (c *baseCache) put(bid id.ID, plain []byte) {
 // grows with the window, so small chunks (the dump profile's are at most
 // 1 MiB) use encoders with a small one.
 type deltaCodecs struct {
-	enc [2]chan *zstd.Encoder // small and large windows
+	enc [len(deltaWindows)]chan *zstd.Encoder // by window
 	dec chan *zstd.Decoder
 }
 
-// deltaWindows are the encoders' windows: small, and large enough for two
-// chunks of chunk.MaxSize.
-var deltaWindows = [2]int{2 << 20, 16 << 20}
+// deltaWindows are the encoders' windows, from one for two chunks of the
+// dump profile's average size to one for two chunks of chunk.MaxSize.
+var deltaWindows = [3]int{512 << 10, 2 << 20, 16 << 20}
 
 func newDeltaCodecs(n int) *deltaCodecs {
-	return &deltaCodecs{enc: [2]chan *zstd.Encoder{make(chan *zstd.Encoder, n), make(chan *zstd.Encoder, n)},
-		dec: make(chan *zstd.Decoder, n)}
+	c := &deltaCodecs{dec: make(chan *zstd.Decoder, n)}
+	for k := range c.enc {
+		c.enc[k] = make(chan *zstd.Encoder, n)
+	}
+	return c
 }
 
+// encoder returns an encoder whose window holds size bytes (a base and a
+// chunk), and its class for putEncoder.
 func (c *deltaCodecs) encoder(size int) (*zstd.Encoder, int) {
 	k := 0
-	if size > deltaWindows[0] {
-		k = 1
+	for k < len(deltaWindows)-1 && size > deltaWindows[k] {
+		k++
 	}
 	select {
 	case e := <-c.enc[k]:
@@ -189,7 +194,7 @@ func (r *Repository) decodeDelta(frame, base []byte, rawLength uint32, buf []byt
 // SaveDataBlob stores plaintext as a data blob with ID bid, as a delta
 // against base when that is possible and pays (docs/FORMAT.md, section
 // 14.2): the repository is of version 2, base is a data blob the host can
-// read (from the repository with a full key, or from o.Bases), and the
+// read (from the repository with a full key, or from SetBaseSource), and the
 // delta is small next to the full blob. If base is itself a delta, its own
 // base is used, so that chains stay one step long. A null base stores a
 // full blob, as SaveBlobWithID does.

@@ -258,3 +258,38 @@ func TestDeltaWriteOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestDeltaRebuildIndex: repair index rebuilds the bases from the pack
+// headers, and the deltas read back through the new index.
+func TestDeltaRebuildIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, be := newRepo(t)
+	base := saveData(t, r, textChunk(80<<10, 1), id.ID{})
+	flush(t, r)
+	delta := saveData(t, r, textChunk(80<<10, 2), base.ID)
+	flush(t, r)
+	var names []string
+	if err := be.List(ctx, backends.IndexFile, func(fi backends.FileInfo) error { names = append(names, fi.Name); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if err := be.Remove(ctx, backends.Handle{Type: backends.IndexFile, Name: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r2, err := repo.Open(ctx, be, repo.Options{Passphrase: []byte(passphrase)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.RebuildIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r3 := reopen(t, be, passphrase)
+	if loc := r3.Index().Lookup(pack.DataBlob, delta.ID); len(loc) != 1 || loc[0].Base != base.ID {
+		t.Fatalf("rebuilt index: %+v", loc)
+	}
+	if got, err := r3.LoadBlob(ctx, pack.DataBlob, delta.ID, nil); err != nil || !bytes.Equal(got, textChunk(80<<10, 2)) {
+		t.Fatalf("delta after repair index: %v", err)
+	}
+}

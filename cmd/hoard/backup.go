@@ -60,7 +60,7 @@ func backupCommand(g *globals) *cli.Command {
 			&cli.BoolFlag{Name: "force", Destination: &o.force, Usage: "read every file and search every chunk, ignoring the parent snapshot"},
 			&cli.StringFlag{Name: "parent", Destination: &o.parent, Usage: "use this snapshot as parent instead of the latest"},
 			&cli.StringFlag{Name: "chunk-profile", Destination: &o.chunkProfile,
-				Usage: "chunk sizes: dump (~128 KiB) or large (~1 MiB); default: what the parent snapshot used, else large for paths and the repository's for streams"},
+				Usage: "chunk sizes: dump (~128 KiB) or large (~1 MiB); default: what the parent snapshot used, else the repository's"},
 		},
 		Action: func(c *cli.Context) error { return runBackup(c.Context, g, o, c.Args().Slice()) },
 	}

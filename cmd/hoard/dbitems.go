@@ -43,7 +43,7 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 	for _, m := range media {
 		for _, p := range m.Paths {
 			items = append(items, archiver.Item{Name: "media/" + m.Name + "/" + rootNameOf(p), Path: p, Excludes: m.Excludes,
-				ChunkProfile: m.ChunkProfile})
+				ChunkProfile: m.ChunkProfile, DefaultChunkProfile: "large"})
 			paths = append(paths, p)
 		}
 	}

@@ -126,7 +126,8 @@ func (e *env) on(t *testing.T) *env {
 
 // command returns an unstarted hoard command with the environment set:
 // the caller's environment without any HOARD_* variables, then
-// HOARD_REPOSITORY, HOARD_PASSWORD_FILE and extraEnv (later entries win).
+// HOARD_REPOSITORY, HOARD_PASSWORD_FILE, HOARD_CACHE_DIR (beside the
+// repository) and extraEnv (later entries win).
 // Use it for what run cannot do, e.g. signals or streaming both ways.
 func (e *env) command(args ...string) *exec.Cmd {
 	e.t.Helper()
@@ -137,7 +138,9 @@ func (e *env) command(args ...string) *exec.Cmd {
 			vars = append(vars, kv)
 		}
 	}
-	vars = append(vars, "HOARD_REPOSITORY="+e.repo, "HOARD_PASSWORD_FILE="+e.pwFile)
+	// The cache (a write-only host's base cache too) stays in the test's folder.
+	vars = append(vars, "HOARD_REPOSITORY="+e.repo, "HOARD_PASSWORD_FILE="+e.pwFile,
+		"HOARD_CACHE_DIR="+filepath.Join(filepath.Dir(e.repo), "cache"))
 	if e.knownKeys != "" {
 		vars = append(vars, "HOARD_KNOWN_KEYS="+e.knownKeys)
 	} else {

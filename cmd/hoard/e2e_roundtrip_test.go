@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hoard-backup/hoard/repo"
 )
 
 // ---------------------------------------------------------------------------
@@ -789,9 +791,9 @@ func TestE2ERoundtripExitCodes(t *testing.T) {
 
 // setConfigVersion rewrites the repository's plain-JSON config with
 // another format version.
-func setConfigVersion(t *testing.T, repo string, v int) {
+func setConfigVersion(t *testing.T, dir string, v int) {
 	t.Helper()
-	p := filepath.Join(repo, "config")
+	p := filepath.Join(dir, "config")
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -800,8 +802,8 @@ func setConfigVersion(t *testing.T, repo string, v int) {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if cfg["version"] != float64(1) {
-		t.Fatalf("config version is %v, want 1", cfg["version"])
+	if cfg["version"] != float64(repo.FormatVersion) {
+		t.Fatalf("config version is %v, want %d", cfg["version"], repo.FormatVersion)
 	}
 	cfg["version"] = v
 	if b, err = json.Marshal(cfg); err != nil {

@@ -9,11 +9,12 @@ import (
 	"github.com/hoard-backup/hoard/repo/pack"
 )
 
-// entry is one blob location: 32 + 4*4 + 1 bytes, padded to 52. With the
-// pack table this is the whole cost of the index: 52 bytes per blob plus
+// entry is one blob location: 32 + 5*4 + 1 bytes, padded to 56 (a delta
+// blob's base is named by position in Index.bases, 32 bytes more for each
+// delta). With the pack table this is the whole cost of the index: 56 bytes per blob plus
 // about 300 bytes per pack (ID, size, kind, wrapped key and the map entry
-// from ID to position); measured: 75 bytes per blob with 16 blobs a pack,
-// 56 with 1,000 (TestMemoryPerBlob).
+// from ID to position); measured: 76 bytes per blob with 16 blobs a pack,
+// 60 with 1,000 (TestIndexMemoryPerBlob).
 type entry struct {
 	id     id.ID
 	pack   uint32 // position in Index.packs

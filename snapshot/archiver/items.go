@@ -34,6 +34,10 @@ type Item struct {
 	// means Options.ChunkProfile, else the one the parent snapshot
 	// recorded for the item, else the default (see chunkProfile).
 	ChunkProfile string
+	// DefaultChunkProfile is the profile of the item when it is new (the
+	// parent snapshot does not have it) and nothing names one: "large" for
+	// media trees. Empty means the repository's.
+	DefaultChunkProfile string
 }
 
 // vdir is a directory of the snapshot made for items' names.

@@ -16,11 +16,12 @@ import (
 
 // chunkProfile returns the profile for an item: its own, else
 // Options.ChunkProfile, else what the parent snapshot recorded for it.
-// Otherwise a new stream gets the repository's profile (hoard init's
-// default is "dump"); a new tree of files gets "large"; an item the parent
-// has without a record (made before profiles were recorded) keeps the
-// repository's, so that it is cut as before. An empty name means the
-// repository's profile, when it is neither "dump" nor "large".
+// Otherwise a new item gets its DefaultChunkProfile ("large" for media
+// trees), else the repository's profile (hoard init's default is "dump");
+// an item the parent has without a record (made before profiles were
+// recorded) keeps the repository's, so that it is cut as before. An empty
+// name means the repository's profile, when it is neither "dump" nor
+// "large".
 func (a *Archiver) chunkProfile(it *Item, key string, hasOld bool) string {
 	if it.ChunkProfile != "" {
 		return it.ChunkProfile
@@ -31,8 +32,8 @@ func (a *Archiver) chunkProfile(it *Item, key string, hasOld bool) string {
 	if p := a.o.Parent; p != nil && p.ChunkProfiles[key] != "" {
 		return p.ChunkProfiles[key]
 	}
-	if it.Open == nil && !hasOld {
-		return "large"
+	if !hasOld && it.DefaultChunkProfile != "" {
+		return it.DefaultChunkProfile
 	}
 	return profileName(a.r.Config().Chunker)
 }

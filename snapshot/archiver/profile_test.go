@@ -17,8 +17,9 @@ import (
 	"github.com/hoard-backup/hoard/snapshot/archiver"
 )
 
-// TestChunkProfiles: in a repository of the dump profile, a new tree of
-// files is cut with the large profile and a stream with the dump profile;
+// TestChunkProfiles: in a repository of the dump profile, a new media tree
+// (default "large") is cut with the large profile and a stream with the
+// dump profile;
 // both are recorded, and the next backup follows the record, also for a
 // stream first cut with --chunk-profile large. A parent without a record
 // keeps the repository's profile.
@@ -45,7 +46,7 @@ func TestChunkProfiles(t *testing.T) {
 		return func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	}
 	items := func() []archiver.Item {
-		return []archiver.Item{{Name: "media", Path: dir}, {Name: "db/main.sql", Open: open(stream)}}
+		return []archiver.Item{{Name: "media", Path: dir, DefaultChunkProfile: "large"}, {Name: "db/main.sql", Open: open(stream)}}
 	}
 	backup := func(o archiver.Options, its []archiver.Item) *snapshot.Snapshot {
 		t.Helper()
