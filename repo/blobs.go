@@ -681,7 +681,12 @@ func (r *Repository) decodeBlob(ctx context.Context, a *crypto.AEAD, e pack.Entr
 			if errors.Is(err, ErrWriteOnly) {
 				return nil, false, err
 			}
-			return nil, false, berr(fmt.Errorf("%w: base %s: %w", ErrInvalidData, base.Str(), err))
+			// A damaged or missing base is damage of this blob; a base that
+			// could not be read (the network) is not.
+			if errors.Is(err, ErrInvalidData) || errors.Is(err, ErrBaseMissing) || errors.Is(err, ErrBlobNotFound) {
+				return nil, false, berr(fmt.Errorf("%w: base %s: %w", ErrInvalidData, base.Str(), err))
+			}
+			return nil, false, berr(fmt.Errorf("base %s: %w", base.Str(), err))
 		}
 		out, err = r.decodeDelta(payload[deltaPrefix:], basePlain, rawLength, (*plain)[:0])
 		if err != nil {

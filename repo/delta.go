@@ -283,7 +283,7 @@ func (r *Repository) loadBase(ctx context.Context, base id.ID) ([]byte, error) {
 	if p, ok := r.bases.get(base); ok {
 		return p, nil
 	}
-	locs := r.idx.Lookup(pack.DataBlob, base)
+	locs := r.Locations(pack.DataBlob, base) // packs found missing last
 	if len(locs) == 0 {
 		return nil, &BlobError{Type: pack.DataBlob, ID: base, Err: ErrBaseMissing}
 	}

@@ -154,6 +154,7 @@ type Repository struct {
 	// untrusted are the key files Open refused and passed over (SkipUntrusted).
 	untrusted    []*UntrustedError
 	configSigned bool
+	configBody   string // the sealed body Open authenticated; Upgrade signs no other
 
 	zenc *zstd.Encoder
 	zdec *zstd.Decoder
@@ -295,6 +296,7 @@ func Init(ctx context.Context, be backends.Backend, o InitOptions) (*Repository,
 	}
 	r := newRepository(be, keys, keyName, o.Options)
 	r.configSigned = true
+	r.configBody = oc.Body
 	r.cfg = Config{Version: version, ID: repoID, Created: now, Chunker: body.Chunker, Compression: body.Compression, PackSize: body.PackSize}
 	return r, nil
 }
@@ -563,6 +565,7 @@ func Open(ctx context.Context, be backends.Backend, o Options) (*Repository, err
 	r.unlocker = u
 	r.untrusted = untrusted
 	r.configSigned = configSigned
+	r.configBody = oc.Body
 	r.cfg = Config{Version: oc.Version, ID: oc.ID, Created: bc.Created, Chunker: bc.Chunker, Compression: bc.Compression, PackSize: bc.PackSize}
 	return r, nil
 }
@@ -697,7 +700,9 @@ func (r *Repository) Upgrade(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if oc.ID != r.cfg.ID {
+	// Sign only what Open authenticated: a writer could swap the config
+	// between Open and here, and a signature would make its body trusted.
+	if oc.ID != r.cfg.ID || oc.Body != r.configBody {
 		return false, fmt.Errorf("%w: the config changed while open", ErrInvalidData)
 	}
 	oc.Version = FormatVersion

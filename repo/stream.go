@@ -155,13 +155,19 @@ func (r *Repository) StreamBlobs(ctx context.Context, reads []BlobRead, o Stream
 	})
 }
 
+// BlobFailure is a blob that could not be decoded, and why.
+type BlobFailure struct {
+	ID  id.ID
+	Err error
+}
+
 // VerifyPacks reads each pack whole (one read per pack), checks that its
 // bytes hash to its name and its sealed header lists the same blobs as
 // packs[i].Blobs, and decodes and verifies every blob, in parallel. It
 // calls fn once per pack, in order, with the pack's own problem (nil, or an
 // error wrapping ErrInvalidData or the backend's error) and the IDs of the
 // blobs that failed.
-func (r *Repository) VerifyPacks(ctx context.Context, packs []PackRead, o StreamOptions, fn func(i int, packErr error, bad []id.ID) error) error {
+func (r *Repository) VerifyPacks(ctx context.Context, packs []PackRead, o StreamOptions, fn func(i int, packErr error, bad []BlobFailure) error) error {
 	if !r.CanRead() {
 		return ErrWriteOnly
 	}
@@ -178,7 +184,7 @@ func (r *Repository) VerifyPacks(ctx context.Context, packs []PackRead, o Stream
 		segs[i] = &segment{pack: p.Pack, start: 0, end: int64(p.Pack.Size), first: first, n: len(p.Blobs), whole: true, want: p.Blobs}
 		first += len(p.Blobs)
 	}
-	var bad []id.ID
+	var bad []BlobFailure
 	packOf := make([]int, 0, first)
 	for i, p := range packs {
 		for range p.Blobs {
@@ -212,7 +218,7 @@ func (r *Repository) VerifyPacks(ctx context.Context, packs []PackRead, o Stream
 			return err
 		}
 		if s.err != nil {
-			bad = append(bad, entry(s.i).ID)
+			bad = append(bad, BlobFailure{ID: entry(s.i).ID, Err: s.err})
 		}
 		if s.last {
 			return finish(p + 1)
@@ -540,6 +546,9 @@ func (r *Repository) loadSegment(ctx context.Context, s *segment, bufs *segBufs)
 			errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
 		err = fmt.Errorf("%w: %v", ErrInvalidData, err)
 	}
+	if errors.Is(err, backends.ErrNotExist) {
+		r.MarkMissing(s.pack.ID) // its other copies are tried first from now on
+	}
 	s.loadErr = err
 	s.data = data[:got]
 }
@@ -612,7 +621,7 @@ func (r *Repository) decodeSlot(ctx context.Context, s *slot, blob func(*segment
 // loadOther loads a blob that failed in pack failed.Pack from any other
 // copy the index knows.
 func (r *Repository) loadOther(ctx context.Context, bid id.ID, failed index.Location, buf []byte) ([]byte, error) {
-	var firstErr error = ErrBlobNotFound
+	var lastErr error = ErrBlobNotFound
 	for _, loc := range r.Locations(failed.Type, bid) {
 		if loc.Pack.ID == failed.Pack.ID && loc.Offset == failed.Offset {
 			continue
@@ -621,9 +630,9 @@ func (r *Repository) loadOther(ctx context.Context, bid id.ID, failed index.Loca
 		if err == nil {
 			return out, nil
 		}
-		firstErr = err
+		lastErr = err
 	}
-	return nil, firstErr
+	return nil, lastErr
 }
 
 // byteBudget is a counting semaphore over bytes. A request larger than the

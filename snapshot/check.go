@@ -158,7 +158,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 			badBlobs[e.ID] = packFile(pr.ID)
 		})
 	}
-	rep.Problems = append(rep.Problems, dependants(idx, badBlobs)...)
+	rep.Problems = append(rep.Problems, dependants(idx, badBlobs, badPacks)...)
 
 	sns, sprobs, err := List(ctx, r)
 	if err != nil {
@@ -290,21 +290,34 @@ func readPacks(ctx context.Context, r *repo.Repository, packs []index.PackRef, s
 			reads = append(reads, repo.PackRead{Pack: p, Blobs: byPack[p.ID]})
 		}
 	}
-	err := r.VerifyPacks(ctx, reads, repo.StreamOptions{}, func(i int, packErr error, badBlobs []id.ID) error {
+	err := r.VerifyPacks(ctx, reads, repo.StreamOptions{}, func(i int, packErr error, failures []repo.BlobFailure) error {
 		p := reads[i]
 		file := packFile(p.Pack.ID)
 		if packErr != nil {
 			probs = append(probs, CheckProblem{File: file, Err: packErr})
 		}
-		if len(badBlobs) > 0 && (packErr == nil || len(badBlobs) < len(p.Blobs)) {
-			probs = append(probs, CheckProblem{File: file, Err: fmt.Errorf("%w: %d of %d blobs damaged", repo.ErrInvalidData, len(badBlobs), len(p.Blobs))})
-		}
+		// A delta blob that failed because its base did (a *BlobError
+		// naming another blob) is damage of the base, not of this pack:
+		// it is reported with the base, and this pack is not blamed.
+		var own []repo.BlobFailure
 		isBad := map[id.ID]bool{}
-		for _, b := range badBlobs {
-			isBad[b] = true
-			if !good[b] {
-				bad[b] = file
+		for _, f := range failures {
+			isBad[f.ID] = true
+			if base, ok := otherBlob(f.Err, f.ID); ok {
+				probs = append(probs, CheckProblem{File: "data blob " + f.ID.String(),
+					Err: fmt.Errorf("delta blob in %s: %w", file, f.Err)})
+				if !good[f.ID] {
+					bad[f.ID] = "base " + base.Str()
+				}
+				continue
 			}
+			own = append(own, f)
+			if !good[f.ID] {
+				bad[f.ID] = file
+			}
+		}
+		if len(own) > 0 && (packErr == nil || len(own) < len(p.Blobs)) {
+			probs = append(probs, CheckProblem{File: file, Err: fmt.Errorf("%w: %d of %d blobs damaged", repo.ErrInvalidData, len(own), len(p.Blobs))})
 		}
 		// A blob with a copy that verified is not lost.
 		for _, e := range p.Blobs {
@@ -328,7 +341,7 @@ func readPacks(ctx context.Context, r *repo.Repository, packs []index.PackRef, s
 // index (when no other copy of it is whole), and returns a problem for
 // each base no index names (docs/FORMAT.md, 14.7). Bases are full blobs,
 // so one pass finds them all.
-func dependants(idx *index.Index, bad map[id.ID]string) []CheckProblem {
+func dependants(idx *index.Index, bad map[id.ID]string, badPacks map[id.ID]bool) []CheckProblem {
 	var probs []CheckProblem
 	type dep struct{ blob, base id.ID }
 	var deps []dep
@@ -356,11 +369,33 @@ func dependants(idx *index.Index, bad map[id.ID]string) []CheckProblem {
 		}
 		whole := false
 		for _, loc := range idx.Lookup(pack.DataBlob, d.blob) {
-			whole = whole || loc.Base != d.base
+			whole = whole || (loc.Base != d.base && !badPacks[loc.Pack.ID]) // another copy, in a pack that is there
 		}
 		if !whole {
 			bad[d.blob] = "base " + d.base.Str() + " in " + where
 		}
 	}
 	return probs
+}
+
+// otherBlob finds, in err's chain, a *repo.BlobError about a blob other
+// than self: the base of a delta blob that failed because its base did.
+func otherBlob(err error, self id.ID) (id.ID, bool) {
+	if err == nil {
+		return id.ID{}, false
+	}
+	if be, ok := err.(*repo.BlobError); ok && be.ID != self {
+		return be.ID, true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if b, ok := otherBlob(e, self); ok {
+				return b, true
+			}
+		}
+	case interface{ Unwrap() error }:
+		return otherBlob(u.Unwrap(), self)
+	}
+	return id.ID{}, false
 }

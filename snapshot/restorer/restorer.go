@@ -488,14 +488,13 @@ func (rs *restorer) link(oldRel, dir, name string) error {
 
 // restoreFiles plans which blob goes where, then reads the packs.
 func (rs *restorer) restoreFiles(ctx context.Context) error {
-	idx := rs.r.Index()
 	byPack := map[id.ID][]blobRef{}
 	var order []id.ID
 	for _, j := range rs.files {
 		j.remaining.Store(int64(len(j.node.Content)) + 1)
 		var off int64
 		for _, c := range j.node.Content {
-			locs := idx.Lookup(pack.DataBlob, c)
+			locs := rs.r.Locations(pack.DataBlob, c) // packs found missing last
 			if len(locs) == 0 {
 				j.setErr(&repo.BlobError{Type: pack.DataBlob, ID: c, Err: repo.ErrBlobNotFound})
 				if err := rs.done(j); err != nil {
@@ -778,10 +777,9 @@ func Dump(ctx context.Context, r *repo.Repository, n *snapshot.Node, w io.Writer
 
 // contentReads locates each blob of a file's content.
 func contentReads(r *repo.Repository, content []id.ID) ([]repo.BlobRead, error) {
-	idx := r.Index()
 	reads := make([]repo.BlobRead, len(content))
 	for i, c := range content {
-		locs := idx.Lookup(pack.DataBlob, c)
+		locs := r.Locations(pack.DataBlob, c) // packs found missing last
 		if len(locs) == 0 {
 			return nil, &repo.BlobError{Type: pack.DataBlob, ID: c, Err: repo.ErrBlobNotFound}
 		}
