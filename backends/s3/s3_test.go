@@ -560,7 +560,7 @@ func TestCredentialChain(t *testing.T) {
 	if err := be.Save(context.Background(), h, backends.NewByteReader([]byte("key"))); err != nil {
 		t.Fatalf("save with the profile's credentials: %v", err)
 	}
-	if got := loadAll(t, be, h); string(got) != "key" {
+	if got := backendtest.LoadAll(t, be, h); string(got) != "key" {
 		t.Fatalf("load: %q", got)
 	}
 
