@@ -32,13 +32,14 @@ type PackRead struct {
 // StreamOptions tune the read pipeline; the zero value is sensible.
 type StreamOptions struct {
 	// ReadAhead bounds the stored bytes loaded and not yet handed on;
-	// 0 means 16 MiB. A single read larger than it still proceeds alone.
+	// 0 means 24 MiB. A single read larger than it still proceeds alone.
 	ReadAhead int
 	// MaxGap is the largest run of unwanted bytes between two blobs of
 	// one pack that is read through rather than skipped with a second
 	// request; 0 means 256 KiB.
 	MaxGap int
-	// MaxRead bounds one ranged read; 0 means 4 MiB, the most it may be.
+	// MaxRead bounds one ranged read; 0 means 8 MiB (half a pack), the
+	// most it may be.
 	MaxRead int
 	// Loads bounds concurrent backend reads; 0 means the backend's
 	// Connections.
@@ -54,7 +55,7 @@ type StreamOptions struct {
 
 func (o StreamOptions) withDefaults(be backends.Backend) StreamOptions {
 	if o.ReadAhead <= 0 {
-		o.ReadAhead = 16 << 20
+		o.ReadAhead = 24 << 20
 	}
 	if o.MaxGap <= 0 {
 		o.MaxGap = 256 << 10
@@ -73,7 +74,7 @@ func (o StreamOptions) withDefaults(be backends.Backend) StreamOptions {
 
 // maxReadSize bounds a ranged read that StreamBlobs makes, and is the size
 // of its read buffers.
-const maxReadSize = 4 << 20
+const maxReadSize = 8 << 20
 
 // segment is one ranged read of a pack covering reads[first:first+n].
 type segment struct {
@@ -141,6 +142,12 @@ func (r *Repository) StreamBlobs(ctx context.Context, reads []BlobRead, o Stream
 			}
 			s.end = end
 			s.n++
+		}
+		// A read that takes the last blob goes on to the pack's end (its
+		// header, a few KiB): a transfer read to its end finishes cleanly,
+		// where FTP has to drop the connection to stop one early.
+		if tail := int64(loc.Pack.Size) - s.end; tail > 0 && tail <= int64(o.MaxGap) && s.n > 0 {
+			s.end = int64(loc.Pack.Size)
 		}
 		segs = append(segs, s)
 		i += s.n
