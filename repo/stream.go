@@ -127,20 +127,20 @@ func (r *Repository) StreamBlobs(ctx context.Context, reads []BlobRead, o Stream
 		loc := reads[i].Loc
 		s := &segment{pack: loc.Pack, start: int64(loc.Offset), end: int64(loc.Offset) + int64(loc.Length), first: i, n: 1}
 		for j := i + 1; j < len(reads); j++ {
+			// The next blobs join while they lie in the same pack near
+			// the range read so far, in any order: savers working in
+			// parallel store a stream's neighbouring chunks slightly out
+			// of order, and a blob may repeat.
 			l := reads[j].Loc
-			if l.Pack.ID != s.pack.ID || int64(l.Offset) < s.end-int64(reads[j-1].Loc.Length) {
+			off, end := int64(l.Offset), int64(l.Offset)+int64(l.Length)
+			if l.Pack.ID != s.pack.ID || off > s.end+int64(o.MaxGap) || end < s.start-int64(o.MaxGap) {
 				break
 			}
-			// Blobs may repeat (the same chunk twice in a row): a repeat
-			// starts at or after the previous blob's start.
-			if int64(l.Offset) < int64(reads[j-1].Loc.Offset) {
+			start, end := min(s.start, off), max(s.end, end)
+			if end-start > int64(o.MaxRead) {
 				break
 			}
-			end := max(s.end, int64(l.Offset)+int64(l.Length))
-			if int64(l.Offset)-s.end > int64(o.MaxGap) || end-s.start > int64(o.MaxRead) {
-				break
-			}
-			s.end = end
+			s.start, s.end = start, end
 			s.n++
 		}
 		// A read that takes the last blob goes on to the pack's end (its
