@@ -32,14 +32,13 @@ type PackRead struct {
 // StreamOptions tune the read pipeline; the zero value is sensible.
 type StreamOptions struct {
 	// ReadAhead bounds the stored bytes loaded and not yet handed on;
-	// 0 means 24 MiB. A single read larger than it still proceeds alone.
+	// 0 means 16 MiB. A single read larger than it still proceeds alone.
 	ReadAhead int
 	// MaxGap is the largest run of unwanted bytes between two blobs of
 	// one pack that is read through rather than skipped with a second
 	// request; 0 means 256 KiB.
 	MaxGap int
-	// MaxRead bounds one ranged read; 0 means 8 MiB (half a pack), the
-	// most it may be.
+	// MaxRead bounds one ranged read; 0 means 4 MiB, the most it may be.
 	MaxRead int
 	// Loads bounds concurrent backend reads; 0 means the backend's
 	// Connections.
@@ -55,7 +54,7 @@ type StreamOptions struct {
 
 func (o StreamOptions) withDefaults(be backends.Backend) StreamOptions {
 	if o.ReadAhead <= 0 {
-		o.ReadAhead = 24 << 20
+		o.ReadAhead = 16 << 20
 	}
 	if o.MaxGap <= 0 {
 		o.MaxGap = 256 << 10
@@ -74,7 +73,7 @@ func (o StreamOptions) withDefaults(be backends.Backend) StreamOptions {
 
 // maxReadSize bounds a ranged read that StreamBlobs makes, and is the size
 // of its read buffers.
-const maxReadSize = 8 << 20
+const maxReadSize = 4 << 20
 
 // segment is one ranged read of a pack covering reads[first:first+n].
 type segment struct {
@@ -263,12 +262,12 @@ func (r *Repository) stream(ctx context.Context, o StreamOptions, segs []*segmen
 		defer wg.Done()
 		defer close(loadCh)
 		for _, s := range segs {
-			if !budget.acquire(ctx, s.end-s.start) {
+			if !budget.acquire(ctx, s.cost()) {
 				return
 			}
 			select {
 			case <-ctx.Done():
-				budget.release(s.end - s.start)
+				budget.release(s.cost())
 				return
 			case loadCh <- s:
 			}
@@ -432,7 +431,18 @@ func (r *Repository) releaseSegment(s *segment, b *byteBudget, bufs *segBufs) {
 		bufs.put(s.buf)
 		s.buf, s.data = nil, nil
 	}
-	b.release(s.end - s.start)
+	b.release(s.cost())
+}
+
+// cost is what s counts against the read-ahead: its buffer, which for a
+// ranged read is always maxReadSize, so that every buffer fits every read
+// and none is allocated again and again (page faults were a tenth of a
+// dump's CPU time).
+func (s *segment) cost() int64 {
+	if s.whole {
+		return s.end - s.start
+	}
+	return max(s.end-s.start, maxReadSize)
 }
 
 // segBufs keeps the buffers of finished reads for reuse. Buffers in use
@@ -448,7 +458,7 @@ type segBufs struct {
 }
 
 // get returns a buffer of length n, reused when one is large enough.
-func (p *segBufs) get(n int) *[]byte {
+func (p *segBufs) get(n, minCap int) *[]byte {
 	p.mu.Lock()
 	best := -1
 	for i, b := range p.free {
@@ -473,7 +483,7 @@ func (p *segBufs) get(n int) *[]byte {
 	if n > 8*round {
 		round = 1 << (bits.Len(uint(n)) - 3)
 	}
-	b := make([]byte, n, (n+round-1)/round*round)
+	b := make([]byte, n, max((n+round-1)/round*round, minCap))
 	p.inUse += int64(cap(b))
 	// Kept buffers too small for this read make room for it.
 	for p.bytes+p.inUse > p.limit && len(p.free) > 0 {
@@ -505,7 +515,7 @@ func (r *Repository) loadSegment(ctx context.Context, s *segment, bufs *segBufs)
 		return // nothing to decode with; the blobs fail (or fall back)
 	}
 	n := int(s.end - s.start)
-	bp := bufs.get(n)
+	bp := bufs.get(n, int(s.cost()))
 	data := *bp
 	s.buf = bp
 	length := n
