@@ -126,21 +126,27 @@ func (r *Repository) StreamBlobs(ctx context.Context, reads []BlobRead, o Stream
 		loc := reads[i].Loc
 		s := &segment{pack: loc.Pack, start: int64(loc.Offset), end: int64(loc.Offset) + int64(loc.Length), first: i, n: 1}
 		for j := i + 1; j < len(reads); j++ {
+			// The next blobs join while they lie in the same pack near
+			// the range read so far, in any order: savers working in
+			// parallel store a stream's neighbouring chunks slightly out
+			// of order, and a blob may repeat.
 			l := reads[j].Loc
-			if l.Pack.ID != s.pack.ID || int64(l.Offset) < s.end-int64(reads[j-1].Loc.Length) {
+			off, end := int64(l.Offset), int64(l.Offset)+int64(l.Length)
+			if l.Pack.ID != s.pack.ID || off > s.end+int64(o.MaxGap) || end < s.start-int64(o.MaxGap) {
 				break
 			}
-			// Blobs may repeat (the same chunk twice in a row): a repeat
-			// starts at or after the previous blob's start.
-			if int64(l.Offset) < int64(reads[j-1].Loc.Offset) {
+			start, end := min(s.start, off), max(s.end, end)
+			if end-start > int64(o.MaxRead) {
 				break
 			}
-			end := max(s.end, int64(l.Offset)+int64(l.Length))
-			if int64(l.Offset)-s.end > int64(o.MaxGap) || end-s.start > int64(o.MaxRead) {
-				break
-			}
-			s.end = end
+			s.start, s.end = start, end
 			s.n++
+		}
+		// A read that takes the last blob goes on to the pack's end (its
+		// header, a few KiB): a transfer read to its end finishes cleanly,
+		// where FTP has to drop the connection to stop one early.
+		if tail := int64(loc.Pack.Size) - s.end; tail > 0 && tail <= int64(o.MaxGap) && s.n > 0 {
+			s.end = int64(loc.Pack.Size)
 		}
 		segs = append(segs, s)
 		i += s.n
@@ -261,12 +267,12 @@ func (r *Repository) stream(ctx context.Context, o StreamOptions, segs []*segmen
 		defer wg.Done()
 		defer close(loadCh)
 		for _, s := range segs {
-			if !budget.acquire(ctx, s.end-s.start) {
+			if !budget.acquire(ctx, s.cost()) {
 				return
 			}
 			select {
 			case <-ctx.Done():
-				budget.release(s.end - s.start)
+				budget.release(s.cost())
 				return
 			case loadCh <- s:
 			}
@@ -430,7 +436,18 @@ func (r *Repository) releaseSegment(s *segment, b *byteBudget, bufs *segBufs) {
 		bufs.put(s.buf)
 		s.buf, s.data = nil, nil
 	}
-	b.release(s.end - s.start)
+	b.release(s.cost())
+}
+
+// cost is what s counts against the read-ahead: its buffer, which for a
+// ranged read is always maxReadSize, so that every buffer fits every read
+// and none is allocated again and again (page faults were a tenth of a
+// dump's CPU time).
+func (s *segment) cost() int64 {
+	if s.whole {
+		return s.end - s.start
+	}
+	return max(s.end-s.start, maxReadSize)
 }
 
 // segBufs keeps the buffers of finished reads for reuse. Buffers in use
@@ -446,7 +463,7 @@ type segBufs struct {
 }
 
 // get returns a buffer of length n, reused when one is large enough.
-func (p *segBufs) get(n int) *[]byte {
+func (p *segBufs) get(n, minCap int) *[]byte {
 	p.mu.Lock()
 	best := -1
 	for i, b := range p.free {
@@ -471,7 +488,7 @@ func (p *segBufs) get(n int) *[]byte {
 	if n > 8*round {
 		round = 1 << (bits.Len(uint(n)) - 3)
 	}
-	b := make([]byte, n, (n+round-1)/round*round)
+	b := make([]byte, n, max((n+round-1)/round*round, minCap))
 	p.inUse += int64(cap(b))
 	// Kept buffers too small for this read make room for it.
 	for p.bytes+p.inUse > p.limit && len(p.free) > 0 {
@@ -503,7 +520,7 @@ func (r *Repository) loadSegment(ctx context.Context, s *segment, bufs *segBufs)
 		return // nothing to decode with; the blobs fail (or fall back)
 	}
 	n := int(s.end - s.start)
-	bp := bufs.get(n)
+	bp := bufs.get(n, int(s.cost()))
 	data := *bp
 	s.buf = bp
 	length := n

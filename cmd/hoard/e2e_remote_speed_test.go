@@ -59,6 +59,13 @@ func TestE2ERemoteDumpSpeed(t *testing.T) {
 	v := testServers(t)
 	srv := dropboxtest.NewServer(t)
 	suffix := fmt.Sprintf("hoard-speed-%d", rand.Uint64())
+	if home := v["HOARD_TEST_FTP_HOME"]; home != "" {
+		// Both servers serve the test user's home: remove what was stored.
+		t.Cleanup(func() {
+			os.RemoveAll(filepath.Join(home, suffix+"-sftp"))
+			os.RemoveAll(filepath.Join(home, suffix+"-ftp"))
+		})
+	}
 	envs := []struct {
 		name string
 		e    *env

@@ -86,6 +86,7 @@ type restorer struct {
 	mu       sync.Mutex
 	failures []FileFailure
 	dirs     map[string]*os.Root // open directories by relative path; "" is the target
+	dirFiles map[string]*os.File // the same directories as files, for *at calls
 	dirList  []dirMeta
 	files    []*fileJob
 	stats    Stats
@@ -163,7 +164,7 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, tar
 	if err != nil {
 		return Stats{}, fmt.Errorf("restore: %w", err)
 	}
-	rs := &restorer{r: r, o: o, root: root, dirs: map[string]*os.Root{"": root}, root0: os.Geteuid() == 0,
+	rs := &restorer{r: r, o: o, root: root, dirs: map[string]*os.Root{"": root}, dirFiles: map[string]*os.File{}, root0: os.Geteuid() == 0,
 		linkFirst: map[linkKey]*fileJob{}}
 	defer rs.closeDirs()
 
@@ -189,7 +190,33 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, tar
 	return rs.stats, nil
 }
 
+// dirFile returns directory rel open as a file, for the *at calls of
+// openNewAt and chtimesAt, or nil where those are not available.
+func (rs *restorer) dirFile(rel string) *os.File {
+	if !haveAtCalls {
+		return nil
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if f, ok := rs.dirFiles[rel]; ok {
+		return f
+	}
+	d, err := rs.dirLocked(rel)
+	if err != nil {
+		return nil
+	}
+	f, err := d.Open(".")
+	if err != nil {
+		return nil
+	}
+	rs.dirFiles[rel] = f
+	return f
+}
+
 func (rs *restorer) closeDirs() {
+	for _, f := range rs.dirFiles {
+		f.Close()
+	}
 	for k, d := range rs.dirs {
 		if k != "" {
 			d.Close()
@@ -598,13 +625,17 @@ func (rs *restorer) create(j *fileJob) error {
 	}
 	j.created = true
 	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW
-	f, err := d.OpenFile(j.name, flags, 0o600)
+	open := func() (*os.File, error) { return d.OpenFile(j.name, flags, 0o600) }
+	if df := rs.dirFile(j.dir); df != nil && snapshot.ValidName(j.name) {
+		open = func() (*os.File, error) { return openNewAt(df, j.name) }
+	}
+	f, err := open()
 	if errors.Is(err, fs.ErrExist) {
 		// Something is in the way: remove it (never follow it) and retry.
 		if err := removeExisting(d, j.name); err != nil {
 			return err
 		}
-		f, err = d.OpenFile(j.name, flags, 0o600)
+		f, err = open()
 	}
 	if err != nil {
 		return err
@@ -650,7 +681,9 @@ func (rs *restorer) done(j *fileJob) error {
 	if err != nil {
 		return rs.fail("/"+j.rel(), err)
 	}
-	if d, derr := rs.dir(j.dir); derr == nil {
+	if df := rs.dirFile(j.dir); df != nil && snapshot.ValidName(j.name) {
+		_ = chtimesAt(df, j.name, j.node.ModTime)
+	} else if d, derr := rs.dir(j.dir); derr == nil {
 		_ = d.Chtimes(j.name, j.node.ModTime, j.node.ModTime)
 	}
 	rs.mu.Lock()
