@@ -147,7 +147,9 @@ dump_command = %q
 	old := fmt.Sprintf("%s%d_deadbeef_pg", dump.ScratchPrefix, time.Now().Add(-2*time.Hour).Unix())
 	recent := fmt.Sprintf("%s%d_deadbeef_pg", dump.ScratchPrefix, time.Now().Unix())
 	dumptest.PSQL(t, pg, `CREATE DATABASE "`+old+`"; CREATE DATABASE "`+recent+`"`)
-	t.Cleanup(func() { dumptest.PSQL(t, pg, `DROP DATABASE IF EXISTS "`+recent+`"; DROP DATABASE IF EXISTS "`+old+`"`) })
+	t.Cleanup(func() {
+		dumptest.PSQL(t, pg, `DROP DATABASE IF EXISTS "`+recent+`"; DROP DATABASE IF EXISTS "`+old+`"`)
+	})
 	dumptest.MySQLExec(t, my, "", "CREATE DATABASE `"+old+"`")
 	t.Cleanup(func() { dumptest.MySQLExec(t, my, "", "DROP DATABASE IF EXISTS `"+old+"`") })
 	oldFile := filepath.Join(scratchDir, old+".sqlite")
