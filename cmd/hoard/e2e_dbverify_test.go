@@ -115,10 +115,19 @@ dump_command = %q
 		if !res.Passed || len(res.Checks) == 0 || len(res.Tables) != 2 || res.Expected != "live" {
 			t.Fatalf("%s: %+v", db, res)
 		}
+		names := ""
 		for _, c := range res.Checks {
+			names += c.Name + ";"
 			if !c.OK {
 				t.Errorf("%s: check %s failed", db, c.Name)
 			}
+		}
+		// pg_amcheck runs where Debian's postgresql-client installed it.
+		if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_amcheck"); db == "pg" && len(m) > 0 && !strings.Contains(names, "pg_amcheck;") {
+			t.Errorf("pg: pg_amcheck did not run: %s", names)
+		}
+		if db == "my" && !strings.Contains(names, "CHECK TABLE orders;") || db == "lite" && names != "PRAGMA integrity_check;" {
+			t.Errorf("%s: checks %s", db, names)
 		}
 		for _, tb := range res.Tables {
 			if !tb.OK || tb.Restored <= 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -68,10 +69,11 @@ func (p *Postgres) Check(ctx context.Context, into string) ([]dump.CheckResult, 
 		res[0] = dump.CheckResult{Name: res[0].Name, Detail: err.Error()}
 		return res, nil
 	}
-	if _, err := exec.LookPath(DefaultAmcheckCommand); err != nil {
+	amcheck := findAmcheck()
+	if amcheck == "" {
 		return res, nil
 	}
-	cmd := p.command(DefaultAmcheckCommand, c, "--no-password", "--install-missing", "--heapallindexed", "--dbname="+c.url(c.db))
+	cmd := p.command(amcheck, c, "--no-password", "--install-missing", "--heapallindexed", "--", c.url(c.db))
 	cmd.Stderr = nil
 	// Feed sends pg_amcheck's findings (standard output) where its
 	// standard error goes: into the ToolError's tail.
@@ -85,6 +87,24 @@ func (p *Postgres) Check(ctx context.Context, into string) ([]dump.CheckResult, 
 		r.Detail = strings.TrimSpace(te.Stderr)
 	}
 	return append(res, r), nil
+}
+
+// findAmcheck finds pg_amcheck in PATH, else in Debian's versioned
+// directories (/usr/lib/postgresql/N/bin, the newest), where
+// postgresql-client installs it without a link in /usr/bin.
+func findAmcheck() string {
+	if p, err := exec.LookPath(DefaultAmcheckCommand); err == nil {
+		return p
+	}
+	m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + DefaultAmcheckCommand)
+	best, bestV := "", -1
+	for _, p := range m {
+		v, err := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(p))))
+		if err == nil && v > bestV {
+			best, bestV = p, v
+		}
+	}
+	return best
 }
 
 // Drop drops the database if it exists.
