@@ -21,11 +21,19 @@ type drillError struct{ msg string }
 func (e drillError) Error() string { return e.msg }
 
 func dbVerifyCommand(g *globals) *cli.Command {
+	stale := drill.StaleAfter
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "restore drill: restore a database snapshot into a scratch database, check it and compare row counts",
 		ArgsUsage: "NAME [SNAPSHOT|latest]",
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "leftovers-older-than", Value: stale, Destination: &stale,
+				Usage: "first drop scratch databases of earlier, killed drills older than this"},
+		},
 		Action: func(c *cli.Context) error {
+			if stale < 0 {
+				return usagef("--leftovers-older-than must not be negative")
+			}
 			if c.NArg() < 1 || c.NArg() > 2 {
 				return usagef("db verify takes NAME [SNAPSHOT|latest]")
 			}
@@ -33,7 +41,7 @@ func dbVerifyCommand(g *globals) *cli.Command {
 			if c.NArg() == 2 {
 				ref = c.Args().Get(1)
 			}
-			return runDBVerify(c.Context, g, c.Args().First(), ref)
+			return runDBVerify(c.Context, g, c.Args().First(), ref, stale)
 		},
 	}
 }
@@ -56,7 +64,7 @@ type dbVerifyJSON struct {
 	ScratchGone bool               `json:"scratch_dropped"`
 }
 
-func runDBVerify(ctx context.Context, g *globals, name, ref string) (err error) {
+func runDBVerify(ctx context.Context, g *globals, name, ref string, stale time.Duration) (err error) {
 	d, err := g.database(name)
 	if err != nil {
 		return err
@@ -74,13 +82,13 @@ func runDBVerify(ctx context.Context, g *globals, name, ref string) (err error) 
 	sqlite := out.Engine == dump.SQLite
 	// Leftovers of a drill that was killed.
 	if sqlite {
-		for _, f := range drill.StaleFiles(drill.TempDir(d.TempDir), now) {
+		for _, f := range drill.StaleFiles(drill.TempDir(d.TempDir), now, stale) {
 			if err := ck.Drop(ctx, f); err != nil {
 				return fmt.Errorf("removing the leftover scratch file %s: %w", f, err)
 			}
 			out.Leftovers = append(out.Leftovers, f)
 		}
-	} else if out.Leftovers, err = drill.DropStale(ctx, ck, now); err != nil {
+	} else if out.Leftovers, err = drill.DropStale(ctx, ck, now, stale); err != nil {
 		return err
 	}
 	for _, l := range out.Leftovers {

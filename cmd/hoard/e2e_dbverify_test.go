@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,5 +173,67 @@ dump_command = %q
 	}
 	if s := scratches(); len(s) != 1 || s[0] != recent {
 		t.Fatalf("scratch databases after the drills: %v (want only %s)", s, recent)
+	}
+}
+
+// TestE2EDBVerifyKilled kills a drill (SIGKILL) while it restores: its
+// scratch database stays, named so that the next drill recognises it, and
+// the next drill drops it.
+func TestE2EDBVerifyKilled(t *testing.T) {
+	pg := dumptest.Postgres(t)
+	e := newEnv(t)
+	dir := t.TempDir()
+	_, pgURL := dumptest.NewPostgresDB(t, pg)
+	dumptest.PSQL(t, pgURL, `CREATE TABLE t AS SELECT i FROM generate_series(1, 100) i;`)
+	slow := writeTool(t, dir, "pg_restore_slow", "sleep 60\nexec pg_restore \"$@\"\n")
+	e.writeConfig(fmt.Sprintf("[databases.pg]\nurl = %q\n[databases.slow]\nurl = %q\nrestore_command = %q\n", pgURL, pgURL, slow))
+	e.mustRun("db", "backup", "pg")
+	e.mustRun("db", "backup", "slow")
+	scratch := func() []string {
+		return strings.Fields(dumptest.PSQL(t, pg, "SELECT datname FROM pg_database WHERE datname LIKE 'hoard\\_verify\\_%'"))
+	}
+	cmd := e.command("db", "verify", "slow")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+		}
+	})
+	var left []string
+	for deadline := time.Now().Add(30 * time.Second); len(left) == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		left = scratch()
+	}
+	if len(left) == 0 {
+		t.Fatal("the drill made no scratch database")
+	}
+	// hoard and its pg_restore wrapper, at once.
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	killed = true
+	if s := scratch(); len(s) != 1 || s[0] != left[0] {
+		t.Fatalf("after the kill: %v", s)
+	}
+	t.Cleanup(func() { dumptest.PSQL(t, pg, `DROP DATABASE IF EXISTS "`+left[0]+`"`) })
+	// A young leftover (maybe a drill running now) is kept by default.
+	var res verifyResult
+	e.mustRunJSON(&res, "db", "verify", "pg")
+	if len(res.Leftovers) != 0 || len(scratch()) != 1 {
+		t.Fatalf("a young leftover was dropped: %v", res.Leftovers)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	e.mustRunJSON(&res, "db", "verify", "--leftovers-older-than", "1s", "pg")
+	if !res.Passed || len(res.Leftovers) != 1 || res.Leftovers[0] != left[0] {
+		t.Fatalf("leftovers dropped %v, want %s", res.Leftovers, left[0])
+	}
+	if s := scratch(); len(s) != 0 {
+		t.Fatalf("scratch databases left: %v", s)
 	}
 }

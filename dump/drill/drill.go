@@ -19,8 +19,8 @@ import (
 	"github.com/hoard-backup/hoard/dump"
 )
 
-// StaleAfter is the age after which a scratch database is taken for the
-// leftover of a drill that was killed.
+// StaleAfter is the default age after which a scratch database is taken
+// for the leftover of a drill that was killed.
 const StaleAfter = time.Hour
 
 // ScratchName names a scratch database for database name: the prefix, the
@@ -65,33 +65,33 @@ func ScratchTime(s string) (time.Time, bool) {
 	return time.Unix(sec, 0), true
 }
 
-// Stale keeps the scratch names made more than StaleAfter before now.
-func Stale(names []string, now time.Time) []string {
+// Stale keeps the scratch names made more than age before now.
+func Stale(names []string, now time.Time, age time.Duration) []string {
 	var old []string
 	for _, n := range names {
-		if t, ok := ScratchTime(n); ok && now.Sub(t) > StaleAfter {
+		if t, ok := ScratchTime(n); ok && now.Sub(t) > age {
 			old = append(old, n)
 		}
 	}
 	return old
 }
 
-// StaleFiles lists the scratch SQLite files in dir made more than
-// StaleAfter before now.
-func StaleFiles(dir string, now time.Time) []string {
+// StaleFiles lists the scratch SQLite files in dir made more than age
+// before now.
+func StaleFiles(dir string, now time.Time, age time.Duration) []string {
 	m, _ := filepath.Glob(filepath.Join(dir, dump.ScratchPrefix+"*"))
-	return Stale(m, now)
+	return Stale(m, now, age)
 }
 
-// DropStale drops the checker's scratch databases older than StaleAfter and
+// DropStale drops the checker's scratch databases older than age and
 // returns their names. A leftover that cannot be dropped is an error.
-func DropStale(ctx context.Context, c dump.Checker, now time.Time) ([]string, error) {
+func DropStale(ctx context.Context, c dump.Checker, now time.Time, age time.Duration) ([]string, error) {
 	names, err := c.Scratch(ctx, dump.ScratchPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("listing leftover scratch databases: %w", err)
 	}
 	var dropped []string
-	for _, n := range Stale(names, now) {
+	for _, n := range Stale(names, now, age) {
 		if err := c.Drop(ctx, n); err != nil {
 			return dropped, fmt.Errorf("dropping the leftover scratch database %s: %w", n, err)
 		}
