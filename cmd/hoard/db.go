@@ -25,7 +25,7 @@ func dbCommand(g *globals) *cli.Command {
 		Name:  "db",
 		Usage: "back up, restore and list databases (PostgreSQL, MySQL/MariaDB, SQLite)",
 		Subcommands: []*cli.Command{
-			dbBackupCommand(g), dbRestoreCommand(g), dbListCommand(g),
+			dbBackupCommand(g), dbRestoreCommand(g), dbListCommand(g), dbVerifyCommand(g),
 		},
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/hoard-backup/hoard/config"
 	"github.com/hoard-backup/hoard/dump"
 	"github.com/hoard-backup/hoard/dump/postgres"
+	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/snapshot"
 	"github.com/hoard-backup/hoard/snapshot/restorer"
 )
@@ -91,42 +92,74 @@ func runDBRestore(ctx context.Context, g *globals, o *dbRestoreOptions, name, re
 		return err
 	}
 	defer done()
+	sn, info, err := findDBSnapshot(ctx, r, d.Name, ref)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	size, err := loadDump(ctx, g, r, sn, info, eng, dump.Target{Into: into, Force: o.force})
+	if err != nil {
+		return err
+	}
+	target := restoreTarget(d, into, info.Database)
+	if g.json {
+		return printJSON(g.stdout, map[string]any{"snapshot": sn.ID.String(), "database": d.Name, "engine": info.Engine,
+			"into": target, "bytes": size, "duration_ns": time.Since(start).Nanoseconds()})
+	}
+	fmt.Fprintf(g.stdout, "restored database %s (%s, %s) from snapshot %s into %s in %s\n", d.Name, info.Engine, formatBytes(size),
+		sn.ID.Str(), target, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// dbSnapshot finds the snapshot ref ("latest": the latest that holds the
+// database) and its record of database name.
+func findDBSnapshot(ctx context.Context, r *repo.Repository, name, ref string) (*snapshot.Snapshot, *snapshot.DatabaseInfo, error) {
 	var sn *snapshot.Snapshot
 	if strings.EqualFold(ref, "latest") {
 		sns, _, err := snapshot.List(ctx, r)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		for i := len(sns) - 1; i >= 0 && sn == nil; i-- {
-			if sns[i].Source.Database(d.Name) != nil {
+			if sns[i].Source.Database(name) != nil {
 				sn = sns[i]
 			}
 		}
 		if sn == nil {
-			return fmt.Errorf("%w: no snapshot holds database %s", snapshot.ErrNotFound, d.Name)
+			return nil, nil, fmt.Errorf("%w: no snapshot holds database %s", snapshot.ErrNotFound, name)
 		}
-	} else if sn, err = findSnapshot(ctx, r, ref); err != nil {
-		return err
+	} else {
+		var err error
+		if sn, err = findSnapshot(ctx, r, ref); err != nil {
+			return nil, nil, err
+		}
 	}
-	info := sn.Source.Database(d.Name)
+	info := sn.Source.Database(name)
 	if info == nil {
-		return fmt.Errorf("%w: snapshot %s holds no database %s", snapshot.ErrNotFound, sn.ID.Str(), d.Name)
+		return nil, nil, fmt.Errorf("%w: snapshot %s holds no database %s", snapshot.ErrNotFound, sn.ID.Str(), name)
 	}
+	return sn, info, nil
+}
+
+// loadDump streams the dump info records from snapshot sn into the engine's
+// Restore, showing progress, and returns the dump's size.
+func loadDump(ctx context.Context, g *globals, r *repo.Repository, sn *snapshot.Snapshot, info *snapshot.DatabaseInfo,
+	eng dump.Engine, t dump.Target) (uint64, error) {
 	if info.Format == postgres.FormatBaseBackup {
-		return refusedError{fmt.Errorf("snapshot %s holds a physical backup of %s: restore it into a data directory with --data-dir DIR and --to-time, --to-lsn, --to-name or --to-end (docs/pitr.md)", sn.ID.Str(), d.Name)}
+		return 0, refusedError{fmt.Errorf("snapshot %s holds a physical backup of %s: restore it into a data directory with --data-dir DIR and --to-time, --to-lsn, --to-name or --to-end (docs/pitr.md)", sn.ID.Str(), info.Name)}
 	}
 	engineName := engineOf(eng)
 	if info.Engine != engineName {
-		return refusedError{fmt.Errorf("snapshot %s holds a %s dump of %s, which cannot be restored into a %s database", sn.ID.Str(), info.Engine, d.Name, engineName)}
+		return 0, refusedError{fmt.Errorf("snapshot %s holds a %s dump of %s, which cannot be restored into a %s database", sn.ID.Str(), info.Engine, info.Name, engineName)}
 	}
 	n, err := restorer.FindNode(ctx, r, sn, info.Path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if n.Type != snapshot.TypeFile {
-		return fmt.Errorf("snapshot %s: %s is a %s, not a dump", sn.ID.Str(), info.Path, n.Type)
+		return 0, fmt.Errorf("snapshot %s: %s is a %s, not a dump", sn.ID.Str(), info.Path, n.Type)
 	}
-	src := &dump.Info{Engine: info.Engine, Database: info.Database, Host: info.Host, ServerVersion: info.ServerVersion,
+	t.Source = &dump.Info{Engine: info.Engine, Database: info.Database, Host: info.Host, ServerVersion: info.ServerVersion,
 		Tool: info.Tool, ToolVersion: info.ToolVersion, Options: info.Options, Format: info.Format, Details: info.Details}
 	pr, pw := io.Pipe()
 	dumped := make(chan error, 1)
@@ -136,29 +169,21 @@ func runDBRestore(ctx context.Context, g *globals, o *dbRestoreOptions, name, re
 		pw.CloseWithError(err)
 		dumped <- err
 	}()
-	start := time.Now()
 	stopProgress := g.startProgress(bytesProgress(cw.n.Load, n.Size))
-	err = eng.Restore(ctx, pr, dump.Target{Into: into, Force: o.force, Source: src})
+	err = eng.Restore(ctx, pr, t)
 	pr.CloseWithError(errRestoreStopped)
 	derr := <-dumped
 	stopProgress()
 	if err != nil {
 		if errors.Is(err, dump.ErrNotEmpty) {
-			return refusedError{err}
+			return 0, refusedError{err}
 		}
 		if derr != nil && !errors.Is(err, derr) && !errors.Is(derr, errRestoreStopped) {
-			return fmt.Errorf("%w (reading the snapshot: %v)", err, derr)
+			return 0, fmt.Errorf("%w (reading the snapshot: %v)", err, derr)
 		}
-		return err
+		return 0, err
 	}
-	target := restoreTarget(d, into, info.Database)
-	if g.json {
-		return printJSON(g.stdout, map[string]any{"snapshot": sn.ID.String(), "database": d.Name, "engine": info.Engine,
-			"into": target, "bytes": n.Size, "duration_ns": time.Since(start).Nanoseconds()})
-	}
-	fmt.Fprintf(g.stdout, "restored database %s (%s, %s) from snapshot %s into %s in %s\n", d.Name, info.Engine, formatBytes(n.Size),
-		sn.ID.Str(), target, time.Since(start).Round(time.Millisecond))
-	return nil
+	return n.Size, nil
 }
 
 // restoreTarget names the database a restore wrote into: --into's name or

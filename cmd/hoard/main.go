@@ -40,6 +40,7 @@ const (
 	exitSource       = 16
 	exitRefused      = 17
 	exitUntrusted    = 18
+	exitDrill        = 19
 	exitInterrupted  = 130
 )
 
@@ -85,6 +86,8 @@ func exitCode(err error) int {
 		return exitSource
 	case errors.As(err, new(refusedError)):
 		return exitRefused
+	case errors.As(err, new(drillError)):
+		return exitDrill
 	case errors.Is(err, repo.ErrUntrusted):
 		return exitUntrusted
 	case errors.Is(err, repo.ErrNoRepository):
