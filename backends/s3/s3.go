@@ -392,7 +392,7 @@ func chainCredentials() (*credentials.Credentials, error) {
 		&credentials.FileAWSCredentials{},
 		&credentials.IAM{},
 	})
-	v, err := c.Get()
+	v, err := c.GetWithContext(nil) // nil: minio-go's default HTTP client and endpoint
 	if err != nil || v.AccessKeyID == "" || v.SignerType == credentials.SignatureAnonymous {
 		return nil, errNoCredentials
 	}
