@@ -407,9 +407,9 @@ func TestE2EHostileNames(t *testing.T) {
 	}
 }
 
-// TestE2ESpecialFilesNotRestoredSaySo: a FIFO and a socket in a backup are
-// not recreated by restore; that is said without --verbose, naming each,
-// and counted in the summary.
+// TestE2ESpecialFilesNotRestoredSaySo: a socket in a backup is not
+// recreated by restore (a FIFO is); that is said without --verbose, naming
+// it, and counted in the summary.
 func TestE2ESpecialFilesNotRestoredSaySo(t *testing.T) {
 	e := newEnv(t)
 	src := hostileSource(t)
@@ -429,13 +429,16 @@ func TestE2ESpecialFilesNotRestoredSaySo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("restore: exit %d: %s", code, stderr)
 	}
-	for _, name := range []string{"/src/pipe", "/src/sock"} {
-		if !strings.Contains(stderr, name) {
-			t.Errorf("restore does not name %s as not restored:\n%s", name, stderr)
-		}
+	// The FIFO is made again; the socket, which belongs to a running
+	// process, is not, and that is said and counted.
+	if !strings.Contains(stderr, "/src/sock") {
+		t.Errorf("restore does not name /src/sock as not restored:\n%s", stderr)
 	}
-	if !strings.Contains(out, "2 special files") {
-		t.Errorf("restore summary does not count the special files:\n%s", out)
+	if strings.Contains(stderr, "/src/pipe") {
+		t.Errorf("restore warns about the FIFO it recreated:\n%s", stderr)
+	}
+	if !strings.Contains(out, "1 special file not restored") {
+		t.Errorf("restore summary does not count the socket:\n%s", out)
 	}
 	// Not when an include leaves them out.
 	out, stderr, _ = e.run("restore", "latest", "--target", t.TempDir(), "--include", "/src/a.txt")

@@ -94,6 +94,7 @@ func TestE2ERoundtripTree(t *testing.T) {
 			if rel != "." {
 				p += "/" + rel
 			}
+			p = quotePath(p) // ls quotes names a terminal must not see raw
 			if got[p] == 0 {
 				missing = append(missing, p)
 			}

@@ -152,7 +152,9 @@ prune = true
 
 	// Nothing in the repository points outside it.
 	outside := ".." + "/shared"
-	err := filepath.WalkDir("../..", func(p string, d fs.DirEntry, err error) error {
+	// From the package's folder: the in-process S3 server of other tests
+	// changes the working directory.
+	err := filepath.WalkDir(filepath.Join(pkgDir, "..", ".."), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

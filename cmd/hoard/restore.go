@@ -86,14 +86,14 @@ func runRestore(ctx context.Context, g *globals, o *restoreOptions, ref string) 
 	}
 	if g.json {
 		if jerr := printJSON(g.stdout, map[string]any{"snapshot": sn.ID.String(), "files": st.Files, "dirs": st.Dirs,
-			"symlinks": st.Symlinks, "bytes": st.Bytes, "special_not_restored": st.Special, "ok": err == nil}); jerr != nil {
+			"symlinks": st.Symlinks, "bytes": st.Bytes, "special": st.Special, "special_not_restored": st.NotRestored, "ok": err == nil}); jerr != nil {
 			return jerr
 		}
 	} else {
 		fmt.Fprintf(g.stdout, "restored snapshot %s: %d files, %d dirs, %d symlinks, %s to %s\n", sn.ID.Str(), st.Files, st.Dirs,
 			st.Symlinks, formatBytes(st.Bytes), o.target)
-		if st.Special > 0 {
-			fmt.Fprintf(g.stdout, "%d special files (FIFOs, sockets, devices) not restored (see the warnings above)\n", st.Special)
+		if st.NotRestored > 0 {
+			fmt.Fprintf(g.stdout, "%s not restored (sockets, or FIFOs and devices that could not be made: see the warnings above)\n", plural(int(st.NotRestored), "special file"))
 		}
 	}
 	return err

@@ -76,6 +76,10 @@ type Stats struct {
 	Files, Dirs, Symlinks, Bytes uint64
 	// Special counts the fifos and device nodes created.
 	Special uint64
+	// NotRestored counts special files not recreated: sockets (they belong
+	// to a running process) and fifos or devices that could not be made
+	// (a device needs root). Each is a warning.
+	NotRestored uint64
 }
 
 type restorer struct {
@@ -388,10 +392,12 @@ func (rs *restorer) walk(ctx context.Context, tid id.ID, rel string, parentInclu
 			if err := rs.special(rel, n); err != nil {
 				// As tar does: a device needs root; the restore goes on.
 				rs.o.Logger.Warn("cannot create special file", "path", "/"+childRel, "type", n.Type, "error", err)
+				rs.notRestored()
 			}
 		default:
 			// Sockets belong to a running process; they are not recreated.
-			rs.o.Logger.Info("not restoring socket", "path", "/"+childRel)
+			rs.o.Logger.Warn("not restoring socket (sockets belong to a running process)", "path", "/"+childRel)
+			rs.notRestored()
 		}
 	}
 	return nil
@@ -430,6 +436,13 @@ func (rs *restorer) symlink(dir string, n snapshot.Node) error {
 	_ = lutimes(d, n.Name, n.ModTime)
 	rs.stats.Symlinks++
 	return nil
+}
+
+// notRestored counts a special file that was not recreated.
+func (rs *restorer) notRestored() {
+	rs.mu.Lock()
+	rs.stats.NotRestored++
+	rs.mu.Unlock()
 }
 
 // special creates a fifo or a device node, and sets its metadata.
