@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hoard-backup/hoard/repo"
+	"github.com/hoard-backup/hoard/repo/id"
 	"github.com/hoard-backup/hoard/snapshot"
 )
 
@@ -58,4 +61,34 @@ func (f *snapshotFilter) apply(sns []*snapshot.Snapshot) ([]*snapshot.Snapshot, 
 		}
 	}
 	return out, nil
+}
+
+// selectSnapshots returns the snapshots refs name (each once, in the order
+// given), or without refs every snapshot that passes the flags, by time.
+// Unreadable snapshot files are warned about with what the command does
+// with them (e.g. "not searched").
+func (f *snapshotFilter) selectSnapshots(ctx context.Context, g *globals, r *repo.Repository, refs []string, skipped string) ([]*snapshot.Snapshot, error) {
+	if len(refs) > 0 {
+		var out []*snapshot.Snapshot
+		seen := map[id.ID]bool{}
+		for _, ref := range refs {
+			sn, err := findSnapshot(ctx, r, ref)
+			if err != nil {
+				return nil, err
+			}
+			if !seen[sn.ID] {
+				seen[sn.ID] = true
+				out = append(out, sn)
+			}
+		}
+		return out, nil
+	}
+	all, probs, err := snapshot.List(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range probs {
+		g.log.Warn("snapshot file unreadable; "+skipped, "file", "snapshots/"+p.ID.String(), "error", p.Err)
+	}
+	return f.apply(all)
 }

@@ -87,26 +87,9 @@ func runFind(ctx context.Context, g *globals, o *findOptions, pattern string) er
 		return err
 	}
 	defer done()
-	var sns []*snapshot.Snapshot
-	if refs := o.snapshots.Value(); len(refs) > 0 {
-		for _, ref := range refs {
-			sn, err := findSnapshot(ctx, r, ref)
-			if err != nil {
-				return err
-			}
-			sns = append(sns, sn)
-		}
-	} else {
-		all, probs, err := snapshot.List(ctx, r)
-		if err != nil {
-			return err
-		}
-		for _, p := range probs {
-			g.log.Warn("snapshot file unreadable; not searched", "file", "snapshots/"+p.ID.String(), "error", p.Err)
-		}
-		if sns, err = o.filter.apply(all); err != nil {
-			return err
-		}
+	sns, err := o.filter.selectSnapshots(ctx, g, r, o.snapshots.Value(), "not searched")
+	if err != nil {
+		return err
 	}
 	finder := snapshot.NewFinder(r, fp)
 	out := []findSnapshotJSON{}

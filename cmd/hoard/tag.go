@@ -74,30 +74,9 @@ func runTag(ctx context.Context, g *globals, o *tagOptions, ch snapshot.TagChang
 		return err
 	}
 	defer done()
-	var sns []*snapshot.Snapshot
-	if len(args) > 0 {
-		seen := map[string]bool{}
-		for _, a := range args {
-			sn, err := findSnapshot(ctx, r, a)
-			if err != nil {
-				return err
-			}
-			if !seen[sn.ID.String()] {
-				seen[sn.ID.String()] = true
-				sns = append(sns, sn)
-			}
-		}
-	} else {
-		all, probs, err := snapshot.List(ctx, r)
-		if err != nil {
-			return err
-		}
-		for _, p := range probs {
-			g.log.Warn("snapshot file unreadable; left alone", "file", "snapshots/"+p.ID.String(), "error", p.Err)
-		}
-		if sns, err = o.filter.apply(all); err != nil {
-			return err
-		}
+	sns, err := o.filter.selectSnapshots(ctx, g, r, args, "left alone")
+	if err != nil {
+		return err
 	}
 	out := []tagResultJSON{}
 	for _, sn := range sns {
