@@ -257,6 +257,14 @@ func (r *Repository) saveDelta(ctx context.Context, bid id.ID, plaintext []byte,
 	}
 	payload := r.encodeDelta((*bp)[:0], base, basePlain, plaintext)
 	*bp = payload
+	// zstd leaves the content size out of the frame of a small input
+	// encoded with a dictionary (under 256 bytes or so); readers require
+	// it, as the bound on what they allocate: such a chunk is stored full.
+	var h zstd.Header
+	if err := h.Decode(payload[deltaPrefix:]); err != nil || !h.HasFCS || h.FrameContentSize != uint64(len(plaintext)) {
+		r.payloads.put(bp)
+		return r.saveBlob(ctx, pack.DataBlob, bid, plaintext, false)
+	}
 	frame := len(payload) - deltaPrefix
 	if frame > len(plaintext)/12 {
 		// Large for a delta: compare with the full blob, a quarter of

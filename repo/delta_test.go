@@ -293,3 +293,25 @@ func TestDeltaRebuildIndex(t *testing.T) {
 		t.Fatalf("delta after repair index: %v", err)
 	}
 }
+
+// TestDeltaSmallChunks: the last chunk of a stream can be a few bytes to a
+// few hundred; zstd may leave the content size out of such a frame, which
+// readers require. Every size must read back, as a delta or stored full.
+func TestDeltaSmallChunks(t *testing.T) {
+	t.Parallel()
+	r, _ := newRepo(t)
+	base := saveData(t, r, textChunk(64<<10, 1), id.ID{})
+	flush(t, r)
+	full := textChunk(64<<10, 1)
+	for _, n := range []int{1, 2, 17, 100, 196, 255, 300, 1000, 4095, 70000} {
+		// A piece of the base with a byte changed: a delta pays.
+		data := append([]byte(nil), full[1000:1000+n]...)
+		data[n/2] ^= 0x55
+		res := saveData(t, r, data, base.ID)
+		flush(t, r)
+		got, err := r.LoadBlob(context.Background(), pack.DataBlob, res.ID, nil)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+	}
+}
