@@ -25,7 +25,7 @@ func newMemRepo(tb testing.TB) (*repo.Repository, *mem.Backend) {
 }
 
 // FuzzConfig feeds repo.DecodeOuterConfig arbitrary bytes. An accepted config
-// is a hoard repository config of this format version with a valid ID, and
+// is a hoard repository config of a format version this hoard reads, with a valid ID, and
 // marshalling it and decoding again gives the same value.
 func FuzzConfig(f *testing.F) {
 	_, be := newMemRepo(f)
@@ -39,7 +39,7 @@ func FuzzConfig(f *testing.F) {
 		f.Fatal(err)
 	}
 	for _, change := range []func(){
-		func() { m["version"] = 2 },
+		func() { m["version"] = repo.FormatVersion + 1 },
 		func() { m["version"] = 1; m["hoard"] = "restic" },
 		func() { m["hoard"] = "repository"; m["id"] = "00" },
 	} {
@@ -58,7 +58,7 @@ func FuzzConfig(f *testing.F) {
 			}
 			return
 		}
-		if oc.Hoard != "repository" || oc.Version != repo.FormatVersion {
+		if oc.Hoard != "repository" || oc.Version < repo.MinFormatVersion || oc.Version > repo.FormatVersion {
 			t.Fatalf("accepted hoard %q version %d", oc.Hoard, oc.Version)
 		}
 		if _, err := id.Parse(oc.ID); err != nil {
