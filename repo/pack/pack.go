@@ -163,6 +163,11 @@ func DecodeHeader(b []byte) (Header, error) {
 	var off uint64
 	for i := range h.Entries {
 		e := &h.Entries[i]
+		// Version 2 entries have different lengths (a delta names its
+		// base), so the count alone does not bound them.
+		if len(rest) < EntrySize {
+			return h, fmt.Errorf("%w: truncated entry %d of %d", ErrInvalid, i, n)
+		}
 		e.Type = BlobType(rest[0])
 		if e.Type != h.Kind {
 			return h, fmt.Errorf("%w: %s blob in %s pack", ErrInvalid, e.Type, h.Kind)

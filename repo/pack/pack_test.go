@@ -304,3 +304,23 @@ func TestWriterFits(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeHeaderShortV2: a version 2 header whose count fits the bytes
+// at the shortest entry size, but whose delta entries leave too few bytes
+// for the last entry, is an error, not a panic (found by FuzzPackHeader).
+func TestDecodeHeaderShortV2(t *testing.T) {
+	b := []byte{2, byte(pack.DataBlob), 0, 0, 2, 0, 0, 0}
+	entry := make([]byte, pack.EntrySize)
+	entry[0] = byte(pack.DataBlob)
+	entry[1] = 200 // length
+	entry[9] = 1   // ID
+	b = append(b, entry...)
+	b = append(b, pack.FlagDelta)
+	base := make([]byte, 32)
+	base[0] = 7
+	b = append(b, base...)
+	b = append(b, make([]byte, 2*(pack.EntrySize+1)-len(b)+8)...) // 10 bytes: less than an entry
+	if _, err := pack.DecodeHeader(b); !errors.Is(err, pack.ErrInvalid) {
+		t.Fatalf("got %v, want pack.ErrInvalid", err)
+	}
+}
