@@ -320,6 +320,7 @@ func TestDecodeHeaderShortV2(t *testing.T) {
 	base[0] = 7
 	b = append(b, base...)
 	b = append(b, make([]byte, 2*(pack.EntrySize+1)-len(b)+8)...) // 10 bytes: less than an entry
+	b = b[:len(b):len(b)]                                         // as read: nothing beyond the header
 	if _, err := pack.DecodeHeader(b); !errors.Is(err, pack.ErrInvalid) {
 		t.Fatalf("got %v, want pack.ErrInvalid", err)
 	}
