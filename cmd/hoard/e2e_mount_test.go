@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hoard-backup/hoard/internal/testenv"
 )
 
 // fuseRequire skips without FUSE outside CI and fails in CI.
@@ -21,10 +23,7 @@ func fuseRequire(t *testing.T) {
 		_, err = exec.LookPath("fusermount3")
 	}
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI: FUSE is not available (/dev/fuse and fusermount3 from Debian's fuse3): %v", err)
-		}
-		t.Skipf("no FUSE: %v", err)
+		testenv.Missing(t, "FUSE (/dev/fuse and fusermount3 from Debian's fuse3): %v", err)
 	}
 }
 

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hoard-backup/hoard/internal/testenv"
 )
 
 // pitrEnv is a folder the postgres user owns, holding a copy of hoard, a
@@ -51,12 +53,7 @@ func pgBinDir() string {
 // binaries, runuser or a postgres user.
 func newPITREnv(t *testing.T) *pitrEnv {
 	t.Helper()
-	missing := func(what string) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s (CI is set: install postgresql-15)", what)
-		}
-		t.Skip(what)
-	}
+	missing := func(what string) { testenv.Missing(t, "%s (install postgresql-15)", what) }
 	bin := pgBinDir()
 	if bin == "" {
 		missing("no PostgreSQL server binaries (initdb)")
