@@ -87,7 +87,7 @@ func backupDays(t *testing.T, n int) *deltaSeries {
 			t.Fatal(err)
 		}
 		t.Logf("day %d: %d bytes read, %d new blobs, %d bytes stored", d, sn.Summary.BytesRead, sn.Summary.DataBlobsNew, sn.Summary.BytesStored)
-		if d > 1 && sn.Summary.BytesStored*8 > s.sns[0].Summary.BytesStored {
+		if d > 1 && !deltaSized(sn.Summary.BytesStored, s.sns[0].Summary.BytesStored) {
 			t.Errorf("day %d stored %d bytes, day 1 %d: no deltas?", d, sn.Summary.BytesStored, s.sns[0].Summary.BytesStored)
 		}
 		s.sns = append(s.sns, sn)
@@ -95,6 +95,16 @@ func backupDays(t *testing.T, n int) *deltaSeries {
 	}
 	return s
 }
+
+// deltaSized says whether a day that stored stored bytes, after a first
+// day that stored first, stored deltas. Deltas alone take about 2 % of the
+// first day here, but the chunker's polynomial is random per repository,
+// and with some of them a change falls where a cut was: two old chunks
+// become one new chunk, half of which no single base holds, so it is
+// stored in full (repo.SaveDataBlob). That happens to about one chunk in
+// ten a day, so a third of the first day is the bound: a series without
+// deltas stores as much as the first day.
+func deltaSized(stored, first uint64) bool { return stored*3 <= first }
 
 // dumpContent reads the dump of sn back through the repository.
 func dumpContent(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot) ([]byte, error) {
@@ -351,7 +361,7 @@ func TestDeltaWriteOnlyHost(t *testing.T) {
 				if n := len(deltas(t, r, sn)); d > 0 && (n > 0) != withCache {
 					t.Errorf("day %d: %d delta blobs with cache %v", d+1, n, withCache)
 				}
-				if d > 0 && withCache && sn.Summary.BytesStored*8 > sns[0].Summary.BytesStored {
+				if d > 0 && withCache && !deltaSized(sn.Summary.BytesStored, sns[0].Summary.BytesStored) {
 					t.Errorf("day %d: stored %d bytes, day 1 %d", d+1, sn.Summary.BytesStored, sns[0].Summary.BytesStored)
 				}
 			}
