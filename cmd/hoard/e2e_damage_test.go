@@ -723,7 +723,13 @@ func dmgAssertCheckOutput(t *testing.T, what, out, file string, affected, unaffe
 }
 
 // dmgFlipByte inverts the bits of the byte at off.
-func dmgFlipByte(t *testing.T, p string, off int64) {
+func dmgFlipByte(t *testing.T, p string, off int64) { xorByte(t, p, off, 0xff) }
+
+// flipBit flips the lowest bit of the byte at off.
+func flipBit(t *testing.T, p string, off int64) { xorByte(t, p, off, 1) }
+
+// xorByte changes the byte at off of file p by xor with mask.
+func xorByte(t *testing.T, p string, off int64, mask byte) {
 	t.Helper()
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
@@ -734,7 +740,7 @@ func dmgFlipByte(t *testing.T, p string, off int64) {
 	if _, err := f.ReadAt(b, off); err != nil {
 		t.Fatal(err)
 	}
-	b[0] ^= 0xff
+	b[0] ^= mask
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}

@@ -118,24 +118,6 @@ func TestE2ERepairIndexKeepsDamagedHeader(t *testing.T) {
 	verify("after prune --max-unused 0%")
 }
 
-// flipBit flips the lowest bit of the byte at off.
-func flipBit(t *testing.T, path string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 1
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // saveIndexFiles copies every index file into dir.
 func saveIndexFiles(t *testing.T, e *env, dir string) {
 	t.Helper()
