@@ -198,7 +198,7 @@ func save(ctx context.Context, r *repo.Repository, sn *Snapshot, authenticate bo
 	if err != nil {
 		return err
 	}
-	name, err := r.SaveUnpacked(ctx, backends.SnapshotFile, crypto.LabelSnapshot, b)
+	name, err := r.SaveUnpacked(ctx, backends.SnapshotFile, b)
 	if err != nil {
 		return err
 	}
@@ -208,7 +208,7 @@ func save(ctx context.Context, r *repo.Repository, sn *Snapshot, authenticate bo
 
 // Load reads one snapshot.
 func Load(ctx context.Context, r *repo.Repository, name id.ID) (*Snapshot, error) {
-	b, err := r.LoadUnpacked(ctx, backends.SnapshotFile, crypto.LabelSnapshot, name)
+	b, err := r.LoadUnpacked(ctx, backends.SnapshotFile, name)
 	if err != nil {
 		return nil, err
 	}

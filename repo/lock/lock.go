@@ -116,7 +116,7 @@ func listAll(ctx context.Context, r *repo.Repository) (map[id.ID]Info, map[id.ID
 	}
 	out, damaged := map[id.ID]Info{}, map[id.ID]error{}
 	for _, n := range names {
-		b, err := r.LoadUnpacked(ctx, backends.LockFile, crypto.LabelLock, n)
+		b, err := r.LoadUnpacked(ctx, backends.LockFile, n)
 		if errors.Is(err, backends.ErrNotExist) {
 			continue // removed meanwhile
 		}
@@ -174,7 +174,7 @@ func LockWith(ctx context.Context, r *repo.Repository, exclusive bool, o Options
 	write := func() (id.ID, error) {
 		info.Time = now().UTC()
 		b, _ := json.Marshal(info)
-		return r.SaveUnpacked(ctx, backends.LockFile, crypto.LabelLock, b)
+		return r.SaveUnpacked(ctx, backends.LockFile, b)
 	}
 	checkOthers := func(self id.ID) error {
 		locks, err := List(ctx, r)
