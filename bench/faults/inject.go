@@ -202,12 +202,11 @@ func plantLockAndClassify(dir, pw string) (map[string][]string, error) {
 	}
 	out := map[string][]string{"config": {"config"}}
 	for _, p := range r.Index().Packs() {
-		s := p.ID.String()
 		kind := "data-pack"
 		if p.Kind == pack.TreeBlob {
 			kind = "tree-pack"
 		}
-		out[kind] = append(out[kind], filepath.Join("data", s[:2], s))
+		out[kind] = append(out[kind], filepath.FromSlash(repo.FilePath(repo.PackFile, p.ID)))
 	}
 	for dirName, kind := range map[string]string{"keys": "key", "index": "index", "snapshots": "snapshot", "locks": "lock"} {
 		ents, err := os.ReadDir(filepath.Join(dir, dirName))
