@@ -331,7 +331,7 @@ func (r *Repository) writeIndex(ctx context.Context) error {
 	if len(packs) == 0 {
 		return nil
 	}
-	name, err := r.SaveUnpacked(ctx, backends.IndexFile, crypto.LabelIndex, index.Encode(&index.File{Packs: packs}))
+	name, err := r.SaveUnpacked(ctx, backends.IndexFile, index.Encode(&index.File{Packs: packs}))
 	if err != nil {
 		r.mu.Lock()
 		r.unindexed = append(packs, r.unindexed...)
@@ -383,7 +383,7 @@ func (r *Repository) LoadIndex(ctx context.Context) ([]IndexProblem, error) {
 			continue
 		}
 		g.Go(func() error {
-			plain, err := r.LoadUnpacked(gctx, backends.IndexFile, crypto.LabelIndex, name)
+			plain, err := r.LoadUnpacked(gctx, backends.IndexFile, name)
 			var f *index.File
 			if err == nil {
 				f, err = index.Decode(plain)

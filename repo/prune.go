@@ -11,7 +11,6 @@ import (
 	"sort"
 
 	"github.com/hoard-backup/hoard/backends"
-	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/id"
 	"github.com/hoard-backup/hoard/repo/index"
 	"github.com/hoard-backup/hoard/repo/pack"
@@ -245,7 +244,7 @@ func (r *Repository) Prune(ctx context.Context, plan *PrunePlan, removeUnindexed
 	}
 	if len(gone) > 0 || len(old) > 1 {
 		f.Supersedes = old
-		name, err := r.SaveUnpacked(ctx, backends.IndexFile, crypto.LabelIndex, index.Encode(f))
+		name, err := r.SaveUnpacked(ctx, backends.IndexFile, index.Encode(f))
 		if err != nil {
 			return st, err
 		}

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hoard-backup/hoard/backends"
-	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/id"
 	"github.com/hoard-backup/hoard/repo/index"
 	"github.com/hoard-backup/hoard/repo/pack"
@@ -157,7 +156,7 @@ func (r *Repository) RebuildIndex(ctx context.Context) (RebuildStats, error) {
 	if len(packs) == 0 && len(old) == 0 {
 		return st, nil
 	}
-	name, err := r.SaveUnpacked(ctx, backends.IndexFile, crypto.LabelIndex, index.Encode(&index.File{Supersedes: old, Packs: packs}))
+	name, err := r.SaveUnpacked(ctx, backends.IndexFile, index.Encode(&index.File{Supersedes: old, Packs: packs}))
 	if err != nil {
 		return st, err
 	}

@@ -576,6 +576,10 @@ func (r *Repository) Config() Config { return r.cfg }
 // Backend returns the repository's backend.
 func (r *Repository) Backend() backends.Backend { return r.be }
 
+// Connections is how many operations at once the backend serves well: the
+// width of a fan-out of loads.
+func (r *Repository) Connections() int { return r.be.Properties().Connections }
+
 // Keys returns the opened keys.
 func (r *Repository) Keys() *crypto.Keys { return r.keys }
 
@@ -602,9 +606,14 @@ func (r *Repository) Close() error {
 	return r.be.Close()
 }
 
-// SaveUnpacked seals plaintext under label and stores it as a file of type t
-// named by the SHA-256 of its bytes.
-func (r *Repository) SaveUnpacked(ctx context.Context, t backends.FileType, label string, plaintext []byte) (id.ID, error) {
+// SaveUnpacked seals plaintext under the label of files of type t (an
+// index, snapshot or lock file: sealedLabel) and stores it as a file of
+// type t named by the SHA-256 of its bytes.
+func (r *Repository) SaveUnpacked(ctx context.Context, t FileType, plaintext []byte) (id.ID, error) {
+	label, err := sealedLabel(t)
+	if err != nil {
+		return id.ID{}, err
+	}
 	sealed := r.keys.Meta.Seal(nil, plaintext, []byte(label))
 	name := id.Hash(sealed)
 	if err := r.be.Save(ctx, backends.Handle{Type: t, Name: name.String()}, backends.NewByteReader(sealed)); err != nil {
@@ -613,11 +622,31 @@ func (r *Repository) SaveUnpacked(ctx context.Context, t backends.FileType, labe
 	return name, nil
 }
 
+// sealedLabel returns the label that binds a sealed file to its type
+// (FORMAT.md section 2), so that an index file cannot pass for a
+// snapshot: every sealed file of a type is sealed under one label.
+func sealedLabel(t FileType) (string, error) {
+	switch t {
+	case IndexFile:
+		return crypto.LabelIndex, nil
+	case SnapshotFile:
+		return crypto.LabelSnapshot, nil
+	case LockFile:
+		return crypto.LabelLock, nil
+	}
+	return "", fmt.Errorf("repo: %s files are not sealed files named by their hash", t)
+}
+
 // maxUnpacked bounds index, snapshot and lock files.
 const maxUnpacked = 1 << 30
 
-// LoadUnpacked loads, verifies and opens the file t/name.
-func (r *Repository) LoadUnpacked(ctx context.Context, t backends.FileType, label string, name id.ID) ([]byte, error) {
+// LoadUnpacked loads, verifies and opens the file t/name (an index,
+// snapshot or lock file), sealed under the label of its type.
+func (r *Repository) LoadUnpacked(ctx context.Context, t FileType, name id.ID) ([]byte, error) {
+	label, err := sealedLabel(t)
+	if err != nil {
+		return nil, err
+	}
 	h := backends.Handle{Type: t, Name: name.String()}
 	raw, err := backends.LoadAll(ctx, r.be, h)
 	if err != nil {
@@ -634,7 +663,7 @@ func (r *Repository) LoadUnpacked(ctx context.Context, t backends.FileType, labe
 }
 
 // List returns the names of all files of type t.
-func (r *Repository) List(ctx context.Context, t backends.FileType) ([]id.ID, error) {
+func (r *Repository) List(ctx context.Context, t FileType) ([]id.ID, error) {
 	var out []id.ID
 	err := r.be.List(ctx, t, func(fi backends.FileInfo) error {
 		n, err := id.Parse(fi.Name)
@@ -649,6 +678,34 @@ func (r *Repository) List(ctx context.Context, t backends.FileType) ([]id.ID, er
 		return nil, fmt.Errorf("repo: list %s: %w", t, err)
 	}
 	return out, nil
+}
+
+// ListPacks returns the size of every pack file in the backend, by name;
+// files whose names are not IDs are passed over.
+func (r *Repository) ListPacks(ctx context.Context) (map[id.ID]int64, error) {
+	out := map[id.ID]int64{}
+	err := r.be.List(ctx, backends.PackFile, func(fi backends.FileInfo) error {
+		if n, err := id.Parse(fi.Name); err == nil {
+			out[n] = fi.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("repo: list packs: %w", err)
+	}
+	return out, nil
+}
+
+// RemoveSnapshot removes the snapshot file name. Its error is the
+// backend's, as it is: ErrNotExist when there is no such file.
+func (r *Repository) RemoveSnapshot(ctx context.Context, name id.ID) error {
+	return r.be.Remove(ctx, backends.Handle{Type: backends.SnapshotFile, Name: name.String()})
+}
+
+// RemoveLock removes the lock file name. Its error is the backend's, as
+// it is: ErrNotExist when there is no such file.
+func (r *Repository) RemoveLock(ctx context.Context, name id.ID) error {
+	return r.be.Remove(ctx, backends.Handle{Type: backends.LockFile, Name: name.String()})
 }
 
 // FileError names a damaged repository file.

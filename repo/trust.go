@@ -77,3 +77,26 @@ func (r *Repository) KeySigned() bool { return r.keys.Signed() }
 // ConfigSigned reports whether the config carries a signature by the data
 // key (verified by Open).
 func (r *Repository) ConfigSigned() bool { return r.configSigned }
+
+// Writer returns the writer ID of the key in use, which its snapshots
+// carry, or "" when it has no snapshot key (version 1).
+func (r *Repository) Writer() string { return r.keys.Writer() }
+
+// SnapshotStatement encodes the fields of a snapshot that its MAC covers
+// (FORMAT.md 9.1).
+func SnapshotStatement(fields ...[]byte) []byte { return crypto.SnapshotStatement(fields...) }
+
+// MACSnapshot returns the MAC of a snapshot statement under the snapshot
+// key of the key in use, and that snapshot key wrapped to the data key so
+// that full keys can check it too; nil, nil, nil when the key has no
+// snapshot key.
+func (r *Repository) MACSnapshot(statement []byte) (mac, wrapped []byte, err error) {
+	return r.keys.MACSnapshot(statement)
+}
+
+// CheckSnapshot says who wrote a snapshot with writer ID writer, wrapped
+// snapshot key wrapped and MAC mac over statement, as far as the key in
+// use can tell.
+func (r *Repository) CheckSnapshot(writer string, wrapped, statement, mac []byte) Trust {
+	return r.keys.CheckSnapshot(writer, wrapped, statement, mac)
+}

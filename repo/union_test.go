@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/hoard-backup/hoard/backends"
-	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/id"
 	"github.com/hoard-backup/hoard/repo/index"
 	"github.com/hoard-backup/hoard/repo/pack"
@@ -38,7 +37,7 @@ func TestLoadIndexUnion(t *testing.T) {
 	if err != nil || len(names) != 1 {
 		t.Fatalf("index files %v, %v", names, err)
 	}
-	plain, err := r.LoadUnpacked(ctx, backends.IndexFile, crypto.LabelIndex, names[0])
+	plain, err := r.LoadUnpacked(ctx, backends.IndexFile, names[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +48,7 @@ func TestLoadIndexUnion(t *testing.T) {
 	for _, part := range [][2]int{{0, 3}, {3, 6}} {
 		p := f.Packs[0]
 		p.Blobs = p.Blobs[part[0]:part[1]]
-		if _, err := r.SaveUnpacked(ctx, backends.IndexFile, crypto.LabelIndex, index.Encode(&index.File{Packs: []index.Pack{p}})); err != nil {
+		if _, err := r.SaveUnpacked(ctx, backends.IndexFile, index.Encode(&index.File{Packs: []index.Pack{p}})); err != nil {
 			t.Fatal(err)
 		}
 	}

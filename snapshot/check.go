@@ -7,11 +7,8 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
-	"github.com/hoard-backup/hoard/repo/index"
-	"github.com/hoard-backup/hoard/repo/pack"
 )
 
 // CheckOptions configure Check.
@@ -73,17 +70,11 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		return nil, err
 	}
 	for _, p := range iprobs {
-		rep.Problems = append(rep.Problems, CheckProblem{File: "index/" + p.Name.String(), Err: bare(p.Err)})
+		rep.Problems = append(rep.Problems, CheckProblem{File: repo.FilePath(repo.IndexFile, p.Name), Err: bare(p.Err)})
 	}
 	idx := r.Index()
 	rep.Blobs = idx.Len()
-	onDisk := map[id.ID]int64{}
-	err = r.Backend().List(ctx, backends.PackFile, func(fi backends.FileInfo) error {
-		if n, err := id.Parse(fi.Name); err == nil {
-			onDisk[n] = fi.Size
-		}
-		return nil
-	})
+	onDisk, err := r.ListPacks(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +97,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	}
 	rep.StaleIndex = staleIndexFiles(r, missing)
 	for _, st := range rep.StaleIndex {
-		rep.Problems = append(rep.Problems, CheckProblem{File: "index/" + st.Name.String(),
+		rep.Problems = append(rep.Problems, CheckProblem{File: repo.FilePath(repo.IndexFile, st.Name),
 			Err: fmt.Errorf("%w: stale index file: names %d packs that do not exist (first: %s); hoard repair index rebuilds the index without them",
 				repo.ErrInvalidData, len(st.Missing), st.Missing[0].Str())})
 	}
@@ -144,7 +135,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		badBlobs = bad
 	}
 	if len(badPacks) > 0 {
-		idx.Each(func(pr index.PackRef, e pack.Entry) {
+		idx.Each(func(pr repo.PackRef, e repo.PackEntry) {
 			if !badPacks[pr.ID] {
 				return
 			}
@@ -165,7 +156,7 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		return nil, err
 	}
 	for _, p := range sprobs {
-		rep.Problems = append(rep.Problems, CheckProblem{File: "snapshots/" + p.ID.String(), Err: bare(p.Err)})
+		rep.Problems = append(rep.Problems, CheckProblem{File: repo.FilePath(repo.SnapshotFile, p.ID), Err: bare(p.Err)})
 		rep.Affected = append(rep.Affected, AffectedSnapshot{ID: p.ID, Reason: "snapshot file damaged"})
 	}
 	rep.Snapshots = len(sns) + len(sprobs)
@@ -225,10 +216,7 @@ func bare(err error) error {
 	return err
 }
 
-func packFile(p id.ID) string {
-	s := p.String()
-	return "data/" + s[:2] + "/" + s
-}
+func packFile(p id.ID) string { return repo.FilePath(repo.PackFile, p) }
 
 type treeChecker struct {
 	r        *repo.Repository
@@ -261,7 +249,7 @@ func (w *treeChecker) tree(ctx context.Context, tid id.ID) string {
 			for _, c := range n.Content {
 				if where, bad := w.bad[c]; bad && reason == "" {
 					reason = fmt.Sprintf("file %q: data blob %s damaged in %s", n.Name, c.Str(), where)
-				} else if !idx.Has(pack.DataBlob, c) && reason == "" {
+				} else if !idx.Has(repo.DataBlob, c) && reason == "" {
 					reason = fmt.Sprintf("file %q: data blob %s missing", n.Name, c.Str())
 				}
 			}
@@ -274,14 +262,14 @@ func (w *treeChecker) tree(ctx context.Context, tid id.ID) string {
 // readPacks reads every pack not already known bad and verifies it: one
 // read per pack, its blobs decoded on every core (repo.VerifyPacks). It
 // returns the problems and the blobs that failed (blob -> pack file).
-func readPacks(ctx context.Context, r *repo.Repository, packs []index.PackRef, skip map[id.ID]bool, progress func(int, int)) ([]CheckProblem, map[id.ID]string, error) {
+func readPacks(ctx context.Context, r *repo.Repository, packs []repo.PackRef, skip map[id.ID]bool, progress func(int, int)) ([]CheckProblem, map[id.ID]string, error) {
 	var (
 		probs []CheckProblem
 		bad   = map[id.ID]string{}
 		good  = map[id.ID]bool{}
 	)
-	byPack := map[id.ID][]pack.Entry{}
-	r.Index().Each(func(p index.PackRef, e pack.Entry) {
+	byPack := map[id.ID][]repo.PackEntry{}
+	r.Index().Each(func(p repo.PackRef, e repo.PackEntry) {
 		byPack[p.ID] = append(byPack[p.ID], e)
 	})
 	var reads []repo.PackRead
@@ -341,11 +329,11 @@ func readPacks(ctx context.Context, r *repo.Repository, packs []index.PackRef, s
 // index (when no other copy of it is whole), and returns a problem for
 // each base no index names (docs/FORMAT.md, 14.7). Bases are full blobs,
 // so one pass finds them all.
-func dependants(idx *index.Index, bad map[id.ID]string, badPacks map[id.ID]bool) []CheckProblem {
+func dependants(idx *repo.Index, bad map[id.ID]string, badPacks map[id.ID]bool) []CheckProblem {
 	var probs []CheckProblem
 	type dep struct{ blob, base id.ID }
 	var deps []dep
-	idx.Each(func(_ index.PackRef, e pack.Entry) {
+	idx.Each(func(_ repo.PackRef, e repo.PackEntry) {
 		if e.IsDelta() {
 			deps = append(deps, dep{e.ID, e.Base})
 		}
@@ -356,7 +344,7 @@ func dependants(idx *index.Index, bad map[id.ID]string, badPacks map[id.ID]bool)
 			continue
 		}
 		where, isBad := bad[d.base]
-		if !isBad && !idx.Has(pack.DataBlob, d.base) {
+		if !isBad && !idx.Has(repo.DataBlob, d.base) {
 			isBad, where = true, "no pack"
 			if !missing[d.base] {
 				missing[d.base] = true
@@ -368,7 +356,7 @@ func dependants(idx *index.Index, bad map[id.ID]string, badPacks map[id.ID]bool)
 			continue
 		}
 		whole := false
-		for _, loc := range idx.Lookup(pack.DataBlob, d.blob) {
+		for _, loc := range idx.Lookup(repo.DataBlob, d.blob) {
 			whole = whole || (loc.Base != d.base && !badPacks[loc.Pack.ID]) // another copy, in a pack that is there
 		}
 		if !whole {

@@ -10,7 +10,6 @@ import (
 	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
-	"github.com/hoard-backup/hoard/repo/pack"
 	"github.com/hoard-backup/hoard/snapshot"
 )
 
@@ -87,7 +86,7 @@ func TestCheckReadDataSubset(t *testing.T) {
 	}
 	for _, p := range r.Index().Packs() {
 		all = append(all, p.ID)
-		if p.Kind == pack.DataBlob {
+		if p.Kind == repo.DataBlob {
 			dataPack = p.ID
 		}
 	}

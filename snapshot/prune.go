@@ -6,7 +6,6 @@ import (
 
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
-	"github.com/hoard-backup/hoard/repo/pack"
 	"github.com/hoard-backup/hoard/repo/wal"
 )
 
@@ -17,7 +16,7 @@ func UsedBlobs(ctx context.Context, r *repo.Repository, sns []*Snapshot) (repo.B
 	used := repo.BlobSet{}
 	var walk func(tid id.ID) error
 	walk = func(tid id.ID) error {
-		h := repo.BlobHandle{Type: pack.TreeBlob, ID: tid}
+		h := repo.BlobHandle{Type: repo.TreeBlob, ID: tid}
 		if _, ok := used[h]; ok {
 			return nil
 		}
@@ -31,7 +30,7 @@ func UsedBlobs(ctx context.Context, r *repo.Repository, sns []*Snapshot) (repo.B
 		used[h] = struct{}{}
 		for _, n := range t.Nodes {
 			for _, c := range n.Content {
-				used[repo.BlobHandle{Type: pack.DataBlob, ID: c}] = struct{}{}
+				used[repo.BlobHandle{Type: repo.DataBlob, ID: c}] = struct{}{}
 			}
 			if n.Subtree != nil {
 				if err := walk(*n.Subtree); err != nil {

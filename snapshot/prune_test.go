@@ -12,7 +12,6 @@ import (
 	"github.com/hoard-backup/hoard/backends/mem"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/crypto"
-	"github.com/hoard-backup/hoard/repo/pack"
 	"github.com/hoard-backup/hoard/snapshot"
 )
 
@@ -53,7 +52,7 @@ func newPruneFixture(t *testing.T, seed uint64, nSnaps int) *pruneFixture {
 			n := snapshot.Node{Name: fmt.Sprintf("f%d", k), Type: snapshot.TypeFile, Mode: 0o644}
 			for b := range 3 {
 				blob := pool[s+(k*3+b)%9]
-				res, err := r.SaveBlob(ctx, pack.DataBlob, blob)
+				res, err := r.SaveBlob(ctx, repo.DataBlob, blob)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -129,7 +128,7 @@ func (f *pruneFixture) verify(t *testing.T) {
 		for _, n := range sub.Nodes {
 			var got []byte
 			for _, c := range n.Content {
-				b, err := r.LoadBlob(ctx, pack.DataBlob, c, nil)
+				b, err := r.LoadBlob(ctx, repo.DataBlob, c, nil)
 				if err != nil {
 					t.Fatalf("snapshot %s file %s: %v", sn.ID.Str(), n.Name, err)
 				}
@@ -203,7 +202,7 @@ func TestPruneAfterForget(t *testing.T) {
 		t.Errorf("packs: %d bytes before, %d after", before, after)
 	}
 	f.verify(t)
-	idx, err := f.open(t).List(ctx, backends.IndexFile)
+	idx, err := f.open(t).List(ctx, repo.IndexFile)
 	if err != nil || len(idx) != 1 {
 		t.Fatalf("%d index files after prune (%v), want 1", len(idx), err)
 	}
@@ -240,7 +239,7 @@ func TestPruneRefuses(t *testing.T) {
 	ctx := context.Background()
 	f := newPruneFixture(t, 7, 4)
 	r := f.open(t)
-	idx, err := r.List(ctx, backends.IndexFile)
+	idx, err := r.List(ctx, repo.IndexFile)
 	if err != nil {
 		t.Fatal(err)
 	}

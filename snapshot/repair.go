@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/repo"
-	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/id"
-	"github.com/hoard-backup/hoard/repo/pack"
 )
 
 // RepairTag is added to every snapshot RepairSnapshots writes.
@@ -80,12 +77,12 @@ func RepairSnapshots(ctx context.Context, r *repo.Repository, o RepairOptions) (
 			}
 			// Only a snapshot this key wrote stays this key's: another
 			// writer's (perhaps forged) is rewritten unauthenticated.
-			if err := save(ctx, r, &nsn, Verify(r, sn) == crypto.TrustThisKey); err != nil {
+			if err := save(ctx, r, &nsn, Verify(r, sn) == repo.TrustThisKey); err != nil {
 				return out, err
 			}
 			rs.New = nsn.ID
 			if o.Forget {
-				if err := r.Backend().Remove(ctx, backends.Handle{Type: backends.SnapshotFile, Name: sn.ID.String()}); err != nil && !errors.Is(err, backends.ErrNotExist) {
+				if err := r.RemoveSnapshot(ctx, sn.ID); err != nil && !errors.Is(err, repo.ErrNotExist) {
 					return out, fmt.Errorf("snapshot: remove %s: %w", sn.ID.Str(), err)
 				}
 			}
@@ -112,7 +109,7 @@ type treeFixer struct {
 // blobOK reports whether some copy of data blob b loads and verifies. Only
 // blobs check found bad are loaded.
 func (f *treeFixer) blobOK(ctx context.Context, b id.ID) bool {
-	if !f.r.Index().Has(pack.DataBlob, b) {
+	if !f.r.Index().Has(repo.DataBlob, b) {
 		return false
 	}
 	if _, bad := f.bad[b]; !bad {
@@ -120,7 +117,7 @@ func (f *treeFixer) blobOK(ctx context.Context, b id.ID) bool {
 	}
 	ok, seen := f.readable[b]
 	if !seen {
-		_, err := f.r.LoadBlob(ctx, pack.DataBlob, b, nil)
+		_, err := f.r.LoadBlob(ctx, repo.DataBlob, b, nil)
 		ok = err == nil
 		f.readable[b] = ok
 	}

@@ -72,7 +72,7 @@ func TestRebuildIndexUnreadablePack(t *testing.T) {
 	var victim string
 	var size uint64
 	for _, p := range r.Index().Packs() {
-		if p.Kind == pack.DataBlob {
+		if p.Kind == repo.DataBlob {
 			victim, size = p.ID.String(), p.Size
 		}
 	}
@@ -119,7 +119,7 @@ func TestRepairSnapshots(t *testing.T) {
 	root, _ := snapshot.LoadTree(ctx, r, last.Tree)
 	sub, _ := snapshot.LoadTree(ctx, r, *root.Find("dir").Subtree)
 	victim := sub.Find("f2").Content[2]
-	loc := r.Index().Lookup(pack.DataBlob, victim)[0]
+	loc := r.Index().Lookup(repo.DataBlob, victim)[0]
 	h := backends.Handle{Type: backends.PackFile, Name: loc.Pack.ID.String()}
 	raw, err := backends.LoadAll(ctx, f.be, h)
 	if err != nil {

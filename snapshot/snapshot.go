@@ -13,9 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/repo"
-	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/id"
 )
 
@@ -157,12 +155,12 @@ func (sn *Snapshot) Statement(repository string) []byte {
 	for _, t := range sn.Tags {
 		fields = append(fields, []byte(t))
 	}
-	return crypto.SnapshotStatement(fields...)
+	return repo.SnapshotStatement(fields...)
 }
 
-// Verify says who wrote sn, as far as r's key can tell (crypto.Trust).
-func Verify(r *repo.Repository, sn *Snapshot) crypto.Trust {
-	return r.Keys().CheckSnapshot(sn.Writer, sn.WriterKey, sn.Statement(r.Config().ID), sn.MAC)
+// Verify says who wrote sn, as far as r's key can tell (repo.Trust).
+func Verify(r *repo.Repository, sn *Snapshot) repo.Trust {
+	return r.CheckSnapshot(sn.Writer, sn.WriterKey, sn.Statement(r.Config().ID), sn.MAC)
 }
 
 // Save authenticates sn with the snapshot key of the key in use (when it
@@ -184,8 +182,8 @@ func SaveUnauthenticated(ctx context.Context, r *repo.Repository, sn *Snapshot) 
 func save(ctx context.Context, r *repo.Repository, sn *Snapshot, authenticate bool) error {
 	sn.Writer, sn.WriterKey, sn.MAC = "", nil, nil
 	if authenticate {
-		sn.Writer = r.Keys().Writer()
-		mac, wrapped, err := r.Keys().MACSnapshot(sn.Statement(r.Config().ID))
+		sn.Writer = r.Writer()
+		mac, wrapped, err := r.MACSnapshot(sn.Statement(r.Config().ID))
 		if err != nil {
 			return err
 		}
@@ -198,7 +196,7 @@ func save(ctx context.Context, r *repo.Repository, sn *Snapshot, authenticate bo
 	if err != nil {
 		return err
 	}
-	name, err := r.SaveUnpacked(ctx, backends.SnapshotFile, crypto.LabelSnapshot, b)
+	name, err := r.SaveUnpacked(ctx, repo.SnapshotFile, b)
 	if err != nil {
 		return err
 	}
@@ -208,13 +206,13 @@ func save(ctx context.Context, r *repo.Repository, sn *Snapshot, authenticate bo
 
 // Load reads one snapshot.
 func Load(ctx context.Context, r *repo.Repository, name id.ID) (*Snapshot, error) {
-	b, err := r.LoadUnpacked(ctx, backends.SnapshotFile, crypto.LabelSnapshot, name)
+	b, err := r.LoadUnpacked(ctx, repo.SnapshotFile, name)
 	if err != nil {
 		return nil, err
 	}
 	sn, err := Decode(b)
 	if err != nil {
-		return nil, &repo.FileError{File: "snapshots/" + name.String(), Err: fmt.Errorf("%w: %v", repo.ErrInvalidData, err)}
+		return nil, &repo.FileError{File: repo.FilePath(repo.SnapshotFile, name), Err: fmt.Errorf("%w: %v", repo.ErrInvalidData, err)}
 	}
 	sn.ID = name
 	return sn, nil
@@ -229,7 +227,7 @@ type Problem struct {
 // List loads every snapshot, sorted by time. Unreadable snapshot files are
 // returned as problems, not errors.
 func List(ctx context.Context, r *repo.Repository) ([]*Snapshot, []Problem, error) {
-	names, err := r.List(ctx, backends.SnapshotFile)
+	names, err := r.List(ctx, repo.SnapshotFile)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -239,7 +237,7 @@ func List(ctx context.Context, r *repo.Repository) ([]*Snapshot, []Problem, erro
 		problems []Problem
 	)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.Backend().Properties().Connections)
+	g.SetLimit(r.Connections())
 	for _, n := range names {
 		g.Go(func() error {
 			sn, err := Load(gctx, r, n)
@@ -336,7 +334,7 @@ func Find(ctx context.Context, r *repo.Repository, ref string, f Filter) (*Snaps
 	if len(ref) < 1 || len(ref) > 64 || strings.Trim(ref, "0123456789abcdef") != "" {
 		return nil, &refError{fmt.Sprintf("snapshot: %q is not a snapshot ID, a prefix of one, or \"latest\"", ref), ErrBadRef}
 	}
-	names, err := r.List(ctx, backends.SnapshotFile)
+	names, err := r.List(ctx, repo.SnapshotFile)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
-	"github.com/hoard-backup/hoard/repo/pack"
 )
 
 // Stats describes what a set of snapshots holds and costs.
@@ -43,7 +42,7 @@ func ComputeStats(ctx context.Context, r *repo.Repository, sns []*Snapshot) (Sta
 	idx := r.Index()
 	seen := map[repo.BlobHandle]bool{}
 	packs := map[id.ID]uint64{}
-	addBlob := func(t pack.BlobType, b id.ID) error {
+	addBlob := func(t repo.BlobType, b id.ID) error {
 		h := repo.BlobHandle{Type: t, ID: b}
 		if seen[h] {
 			return nil
@@ -69,7 +68,7 @@ func ComputeStats(ctx context.Context, r *repo.Repository, sns []*Snapshot) (Sta
 		if err := ctx.Err(); err != nil {
 			return sizes{}, err
 		}
-		if err := addBlob(pack.TreeBlob, tid); err != nil {
+		if err := addBlob(repo.TreeBlob, tid); err != nil {
 			return sizes{}, err
 		}
 		t, err := LoadTree(ctx, r, tid)
@@ -83,7 +82,7 @@ func ComputeStats(ctx context.Context, r *repo.Repository, sns []*Snapshot) (Sta
 				s.files++
 				s.bytes += n.Size
 				for _, c := range n.Content {
-					if err := addBlob(pack.DataBlob, c); err != nil {
+					if err := addBlob(repo.DataBlob, c); err != nil {
 						return s, err
 					}
 				}

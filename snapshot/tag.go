@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/repo"
-	"github.com/hoard-backup/hoard/repo/crypto"
 )
 
 // TagChange says how to change a snapshot's tags: Set replaces them all
@@ -55,13 +53,13 @@ func Retag(ctx context.Context, r *repo.Repository, sn *Snapshot, c TagChange) (
 	// The retagged snapshot is authenticated by this key only if this key
 	// wrote the original: retagging must not make another writer's tree
 	// one this host trusts as a parent.
-	if err := save(ctx, r, &nsn, Verify(r, sn) == crypto.TrustThisKey); err != nil {
+	if err := save(ctx, r, &nsn, Verify(r, sn) == repo.TrustThisKey); err != nil {
 		return nil, false, fmt.Errorf("save retagged snapshot of %s: %w", sn.ID.Str(), err)
 	}
 	if nsn.ID == sn.ID {
 		return &nsn, true, nil
 	}
-	if err := r.Backend().Remove(ctx, backends.Handle{Type: backends.SnapshotFile, Name: sn.ID.String()}); err != nil {
+	if err := r.RemoveSnapshot(ctx, sn.ID); err != nil {
 		return nil, false, fmt.Errorf("remove snapshot %s after retagging it as %s: %w", sn.ID.Str(), nsn.ID.Str(), err)
 	}
 	return &nsn, true, nil

@@ -16,7 +16,6 @@ import (
 
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
-	"github.com/hoard-backup/hoard/repo/pack"
 )
 
 // ErrInvalidTree marks a tree that breaks the format's rules.
@@ -206,13 +205,13 @@ func SaveTree(ctx context.Context, r *repo.Repository, t *Tree) (id.ID, repo.Sav
 	if err != nil {
 		return id.ID{}, repo.SaveResult{}, err
 	}
-	res, err := r.SaveBlob(ctx, pack.TreeBlob, b)
+	res, err := r.SaveBlob(ctx, repo.TreeBlob, b)
 	return res.ID, res, err
 }
 
 // LoadTree loads and validates a tree blob.
 func LoadTree(ctx context.Context, r *repo.Repository, tid id.ID) (*Tree, error) {
-	b, err := r.LoadBlob(ctx, pack.TreeBlob, tid, nil)
+	b, err := r.LoadBlob(ctx, repo.TreeBlob, tid, nil)
 	if err != nil {
 		return nil, err
 	}

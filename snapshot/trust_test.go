@@ -48,7 +48,7 @@ func TestRepairDoesNotLaunder(t *testing.T) {
 		return sn
 	}
 	own, other := save(ra, "a"), save(rb, "b")
-	if snapshot.Verify(ra, own) != crypto.TrustThisKey || snapshot.Verify(ra, other) != crypto.TrustVerified {
+	if snapshot.Verify(ra, own) != repo.TrustThisKey || snapshot.Verify(ra, other) != repo.TrustVerified {
 		t.Fatalf("before repair: own %s, other %s", snapshot.Verify(ra, own), snapshot.Verify(ra, other))
 	}
 	if _, err := ra.LoadIndex(ctx); err != nil {
@@ -63,9 +63,9 @@ func TestRepairDoesNotLaunder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := crypto.TrustThisKey
+		want := repo.TrustThisKey
 		if rs.Old == other.ID {
-			want = crypto.TrustNone
+			want = repo.TrustNone
 		}
 		if got := snapshot.Verify(ra, sn); got != want {
 			t.Errorf("repaired snapshot of host %s: %s, want %s", sn.Host, got, want)

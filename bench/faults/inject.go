@@ -14,7 +14,6 @@ import (
 	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/backends/local"
 	"github.com/hoard-backup/hoard/repo"
-	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/lock"
 	"github.com/hoard-backup/hoard/repo/pack"
 )
@@ -195,7 +194,7 @@ func plantLockAndClassify(dir, pw string) (map[string][]string, error) {
 	}
 	defer r.Close()
 	info, _ := json.Marshal(lock.Info{Time: time.Now().UTC(), Host: "another-host.example", PID: 4242, Nonce: "00112233445566778899aabbccddeeff"})
-	if _, err := r.SaveUnpacked(ctx, backends.LockFile, crypto.LabelLock, info); err != nil {
+	if _, err := r.SaveUnpacked(ctx, backends.LockFile, info); err != nil {
 		return nil, err
 	}
 	if _, err := r.LoadIndex(ctx); err != nil {
@@ -203,12 +202,11 @@ func plantLockAndClassify(dir, pw string) (map[string][]string, error) {
 	}
 	out := map[string][]string{"config": {"config"}}
 	for _, p := range r.Index().Packs() {
-		s := p.ID.String()
 		kind := "data-pack"
 		if p.Kind == pack.TreeBlob {
 			kind = "tree-pack"
 		}
-		out[kind] = append(out[kind], filepath.Join("data", s[:2], s))
+		out[kind] = append(out[kind], filepath.FromSlash(repo.FilePath(repo.PackFile, p.ID)))
 	}
 	for dirName, kind := range map[string]string{"keys": "key", "index": "index", "snapshots": "snapshot", "locks": "lock"} {
 		ents, err := os.ReadDir(filepath.Join(dir, dirName))

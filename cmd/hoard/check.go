@@ -181,7 +181,7 @@ func catCommand(g *globals) *cli.Command {
 				if err != nil {
 					return err
 				}
-				raw, err := r.LoadUnpacked(ctx, backends.SnapshotFile, "hoard snapshot v1", sn.ID)
+				raw, err := r.LoadUnpacked(ctx, backends.SnapshotFile, sn.ID)
 				if err != nil {
 					return err
 				}

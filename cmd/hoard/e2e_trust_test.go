@@ -354,7 +354,7 @@ func trustPoison(t *testing.T, w *trustWorld, victimID string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name, err := r.SaveUnpacked(ctx, backends.SnapshotFile, crypto.LabelSnapshot, b)
+	name, err := r.SaveUnpacked(ctx, backends.SnapshotFile, b)
 	if err != nil {
 		t.Fatal(err)
 	}

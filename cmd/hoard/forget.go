@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/snapshot"
 )
@@ -217,7 +216,7 @@ func forgetGroups(ctx context.Context, g *globals, r *repo.Repository, groups []
 			if dryRun {
 				continue
 			}
-			err := r.Backend().Remove(ctx, backends.Handle{Type: backends.SnapshotFile, Name: sn.ID.String()})
+			err := r.RemoveSnapshot(ctx, sn.ID)
 			if err != nil {
 				return out, removed, fmt.Errorf("remove snapshot %s: %w", sn.ID.Str(), err)
 			}

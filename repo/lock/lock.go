@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/id"
@@ -100,7 +99,7 @@ func RemoveDamaged(ctx context.Context, r *repo.Repository) (int, error) {
 	}
 	n := 0
 	for name := range damaged {
-		if err := r.Backend().Remove(ctx, backends.Handle{Type: backends.LockFile, Name: name.String()}); err == nil {
+		if err := r.RemoveLock(ctx, name); err == nil {
 			n++
 		}
 	}
@@ -110,14 +109,14 @@ func RemoveDamaged(ctx context.Context, r *repo.Repository) (int, error) {
 // listAll reads every lock file: the readable ones, and why the others
 // are not. A lock removed while listing is in neither.
 func listAll(ctx context.Context, r *repo.Repository) (map[id.ID]Info, map[id.ID]error, error) {
-	names, err := r.List(ctx, backends.LockFile)
+	names, err := r.List(ctx, repo.LockFile)
 	if err != nil {
 		return nil, nil, err
 	}
 	out, damaged := map[id.ID]Info{}, map[id.ID]error{}
 	for _, n := range names {
-		b, err := r.LoadUnpacked(ctx, backends.LockFile, crypto.LabelLock, n)
-		if errors.Is(err, backends.ErrNotExist) {
+		b, err := r.LoadUnpacked(ctx, repo.LockFile, n)
+		if errors.Is(err, repo.ErrNotExist) {
 			continue // removed meanwhile
 		}
 		if err != nil {
@@ -174,7 +173,7 @@ func LockWith(ctx context.Context, r *repo.Repository, exclusive bool, o Options
 	write := func() (id.ID, error) {
 		info.Time = now().UTC()
 		b, _ := json.Marshal(info)
-		return r.SaveUnpacked(ctx, backends.LockFile, crypto.LabelLock, b)
+		return r.SaveUnpacked(ctx, repo.LockFile, b)
 	}
 	checkOthers := func(self id.ID) error {
 		locks, err := List(ctx, r)
@@ -200,7 +199,7 @@ func LockWith(ctx context.Context, r *repo.Repository, exclusive bool, o Options
 	}
 	// Check again after writing: two exclusive lockers that raced both back off.
 	if err := checkOthers(name); err != nil {
-		_ = r.Backend().Remove(context.WithoutCancel(ctx), backends.Handle{Type: backends.LockFile, Name: name.String()})
+		_ = r.RemoveLock(context.WithoutCancel(ctx), name)
 		return nil, nil, err
 	}
 	lctx, cancel := context.WithCancel(ctx)
@@ -225,7 +224,7 @@ func LockWith(ctx context.Context, r *repo.Repository, exclusive bool, o Options
 					cancel()
 					return
 				}
-				_ = r.Backend().Remove(lctx, backends.Handle{Type: backends.LockFile, Name: name.String()})
+				_ = r.RemoveLock(lctx, name)
 				name = nn
 				mu.Unlock()
 			}
@@ -237,7 +236,7 @@ func LockWith(ctx context.Context, r *repo.Repository, exclusive bool, o Options
 			close(stop)
 			<-done
 			mu.Lock()
-			_ = r.Backend().Remove(context.WithoutCancel(ctx), backends.Handle{Type: backends.LockFile, Name: name.String()})
+			_ = r.RemoveLock(context.WithoutCancel(ctx), name)
 			mu.Unlock()
 			cancel()
 		})
@@ -255,7 +254,7 @@ func RemoveStale(ctx context.Context, r *repo.Repository, all bool, now func() t
 	n := 0
 	for name, l := range locks {
 		if all || l.Stale(now(), host) {
-			if err := r.Backend().Remove(ctx, backends.Handle{Type: backends.LockFile, Name: name.String()}); err == nil {
+			if err := r.RemoveLock(ctx, name); err == nil {
 				n++
 			}
 		}

@@ -21,7 +21,6 @@ import (
 
 	"github.com/hoard-backup/hoard/chunk"
 	"github.com/hoard-backup/hoard/repo"
-	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/id"
 	"github.com/hoard-backup/hoard/snapshot"
 )
@@ -36,7 +35,7 @@ type Options struct {
 	// CacheDirTag is the marker of cache directories (--exclude-caches).
 	ExcludeIfPresent []string
 	// Parent is the snapshot whose unchanged files need not be read again,
-	// if the key in use wrote it (snapshot.Verify says crypto.TrustThisKey):
+	// if the key in use wrote it (snapshot.Verify says repo.TrustThisKey):
 	// anyone with writer secrets can write a snapshot, and one that points
 	// unchanged-looking files at other content must not be taken on trust.
 	// A parent of another writer only guides the chunking of files that
@@ -152,7 +151,7 @@ func New(r *repo.Repository, o Options) *Archiver {
 		r.SetBaseSource(o.Bases)
 	}
 	a := &Archiver{r: r, o: o, owners: ownerCache{users: map[uint32]string{}, groups: map[uint32]string{}}}
-	a.parentTrusted = o.Parent != nil && snapshot.Verify(r, o.Parent) == crypto.TrustThisKey
+	a.parentTrusted = o.Parent != nil && snapshot.Verify(r, o.Parent) == repo.TrustThisKey
 	return a
 }
 

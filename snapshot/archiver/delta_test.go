@@ -15,7 +15,6 @@ import (
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/id"
-	"github.com/hoard-backup/hoard/repo/pack"
 	"github.com/hoard-backup/hoard/snapshot"
 	"github.com/hoard-backup/hoard/snapshot/archiver"
 )
@@ -118,7 +117,7 @@ func dumpContent(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot)
 	}
 	var out []byte
 	for _, c := range n.Content {
-		b, err := r.LoadBlob(ctx, pack.DataBlob, c, nil)
+		b, err := r.LoadBlob(ctx, repo.DataBlob, c, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +135,7 @@ func deltas(t *testing.T, r *repo.Repository, sn *snapshot.Snapshot) map[id.ID]i
 	}
 	out := map[id.ID]id.ID{}
 	for _, c := range tr.Find("dump.sql").Content {
-		if loc := r.Index().Lookup(pack.DataBlob, c)[0]; !loc.Base.IsNull() {
+		if loc := r.Index().Lookup(repo.DataBlob, c)[0]; !loc.Base.IsNull() {
 			out[c] = loc.Base
 		}
 	}
@@ -162,7 +161,7 @@ func TestDeltaSeries(t *testing.T) {
 			t.Errorf("day %d: no delta blobs", d+1)
 		}
 		for blob, base := range ds {
-			if bl := r.Index().Lookup(pack.DataBlob, base); len(bl) == 0 || !bl[0].Base.IsNull() {
+			if bl := r.Index().Lookup(repo.DataBlob, base); len(bl) == 0 || !bl[0].Base.IsNull() {
 				t.Fatalf("day %d: delta %s has a base that is a delta or missing", d+1, blob.Str())
 			}
 			if !earlier[base] {
@@ -251,7 +250,7 @@ func TestDeltaDamagedBase(t *testing.T) {
 	for blob, base = range deltas(t, r, s.sns[2]) {
 		break
 	}
-	loc := r.Index().Lookup(pack.DataBlob, base)[0]
+	loc := r.Index().Lookup(repo.DataBlob, base)[0]
 	h := backends.Handle{Type: backends.PackFile, Name: loc.Pack.ID.String()}
 	data, err := backends.LoadAll(ctx, s.be, h)
 	if err != nil {
@@ -262,7 +261,7 @@ func TestDeltaDamagedBase(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = openRepo(t, s.be)
-	if _, err := r.LoadBlob(ctx, pack.DataBlob, blob, nil); !errors.Is(err, repo.ErrInvalidData) {
+	if _, err := r.LoadBlob(ctx, repo.DataBlob, blob, nil); !errors.Is(err, repo.ErrInvalidData) {
 		t.Fatalf("loading a delta with a damaged base: %v", err)
 	}
 	if _, err := dumpContent(ctx, r, s.sns[2]); !errors.Is(err, repo.ErrInvalidData) {

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hoard-backup/hoard/repo/pack"
+	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/snapshot"
 )
 
@@ -132,7 +132,7 @@ func (a *Archiver) unchanged(n, old *snapshot.Node) bool {
 	}
 	idx := a.r.Index()
 	for _, c := range old.Content {
-		if !idx.Has(pack.DataBlob, c) {
+		if !idx.Has(repo.DataBlob, c) {
 			return false
 		}
 	}
@@ -228,7 +228,7 @@ func (a *Archiver) saveFile(path string, n snapshot.Node, old *snapshot.Node) (*
 		}
 		a.untrustedOnce.Do(func() {
 			msg := fmt.Sprintf("parent %s was not written by this key; reading all files", a.o.Parent.ID.Str())
-			if a.r.Keys().Writer() == "" {
+			if a.r.Writer() == "" {
 				msg += " (this key file has no snapshot key: it predates them; hoard key passwd or key add writes one that has)"
 			}
 			a.o.Logger.Warn(msg, "writer", a.o.Parent.Writer, "trust", snapshot.Verify(a.r, a.o.Parent))

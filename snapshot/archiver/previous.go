@@ -5,7 +5,6 @@ import (
 
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
-	"github.com/hoard-backup/hoard/repo/pack"
 	"github.com/hoard-backup/hoard/snapshot"
 )
 
@@ -51,7 +50,7 @@ func (p *previous) expect() (id.ID, int, bool) {
 		return id.ID{}, 0, false
 	}
 	bid := p.ids[p.next]
-	locs := p.r.Index().Lookup(pack.DataBlob, bid)
+	locs := p.r.Index().Lookup(repo.DataBlob, bid)
 	if len(locs) == 0 {
 		return id.ID{}, 0, false // not stored any more: chunk and store it
 	}
@@ -115,7 +114,7 @@ func (p *previous) base(start int64, n int) id.ID {
 	if p.offs == nil {
 		offs := make([]int64, len(p.ids)+1)
 		for i, bid := range p.ids {
-			locs := p.r.Index().Lookup(pack.DataBlob, bid)
+			locs := p.r.Index().Lookup(repo.DataBlob, bid)
 			if len(locs) == 0 {
 				p.noOffs = true
 				return id.ID{}

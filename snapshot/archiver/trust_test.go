@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/hoard-backup/hoard/repo/crypto"
+	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/snapshot"
 	"github.com/hoard-backup/hoard/snapshot/archiver"
 )
@@ -31,7 +31,7 @@ func TestParentTrust(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr := snapshot.Verify(r, first); tr != crypto.TrustThisKey {
+	if tr := snapshot.Verify(r, first); tr != repo.TrustThisKey {
 		t.Fatalf("own snapshot: %s", tr)
 	}
 	own, err := archiver.New(r, archiver.Options{Parent: first}).BackupPaths(ctx, []string{dir}, meta)
@@ -57,7 +57,7 @@ func TestParentTrust(t *testing.T) {
 	}
 	forged := *first
 	forged.Tree = evil.Tree
-	if tr := snapshot.Verify(r, &forged); tr != crypto.TrustInvalid {
+	if tr := snapshot.Verify(r, &forged); tr != repo.TrustInvalid {
 		t.Fatalf("forged snapshot: %s", tr)
 	}
 	forgedTree, err := snapshot.LoadTree(ctx, r, evil.Tree)

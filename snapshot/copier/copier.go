@@ -28,7 +28,6 @@ import (
 
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
-	"github.com/hoard-backup/hoard/repo/pack"
 	"github.com/hoard-backup/hoard/snapshot"
 )
 
@@ -206,7 +205,7 @@ func (c *Copier) data(ctx context.Context, t *snapshot.Tree) error {
 				continue
 			}
 			seen[b] = true
-			if c.sameIDs && c.dst.Index().Has(pack.DataBlob, b) {
+			if c.sameIDs && c.dst.Index().Has(repo.DataBlob, b) {
 				c.ids[b] = b
 				continue
 			}
@@ -220,12 +219,12 @@ func (c *Copier) data(ctx context.Context, t *snapshot.Tree) error {
 	g.SetLimit(c.opts.Workers)
 	for _, b := range todo {
 		g.Go(func() error {
-			plain, err := c.src.LoadBlob(gctx, pack.DataBlob, b, nil)
+			plain, err := c.src.LoadBlob(gctx, repo.DataBlob, b, nil)
 			if err != nil {
 				return fmt.Errorf("copy: load data blob %s: %w", b.Str(), err)
 			}
 			nid := c.dst.BlobID(plain)
-			res, err := c.dst.SaveBlobWithID(gctx, pack.DataBlob, nid, plain)
+			res, err := c.dst.SaveBlobWithID(gctx, repo.DataBlob, nid, plain)
 			if err != nil {
 				return fmt.Errorf("copy: store data blob %s: %w", b.Str(), err)
 			}

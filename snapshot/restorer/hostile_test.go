@@ -25,7 +25,6 @@ import (
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/crypto"
 	"github.com/hoard-backup/hoard/repo/id"
-	"github.com/hoard-backup/hoard/repo/pack"
 	"github.com/hoard-backup/hoard/snapshot"
 	"github.com/hoard-backup/hoard/snapshot/restorer"
 )
@@ -79,7 +78,7 @@ func (e *hostileEnv) fileNode(name string, content []byte, blobSize int) rawNode
 	ids := []string{}
 	for rest := content; len(rest) > 0; {
 		n := min(len(rest), blobSize)
-		res, err := e.r.SaveBlob(e.ctx, pack.DataBlob, rest[:n])
+		res, err := e.r.SaveBlob(e.ctx, repo.DataBlob, rest[:n])
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -143,7 +142,7 @@ func (e *hostileEnv) tree(nodes ...rawNode) id.ID {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	res, err := e.r.SaveBlob(e.ctx, pack.TreeBlob, raw)
+	res, err := e.r.SaveBlob(e.ctx, repo.TreeBlob, raw)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -415,7 +414,7 @@ func TestHostileInvalidTrees(t *testing.T) {
 				var bad id.ID
 				if c.nodes == nil {
 					raw := []byte(`{"nodes":[]} {"nodes":[]}`)
-					res, err := e.r.SaveBlob(e.ctx, pack.TreeBlob, raw)
+					res, err := e.r.SaveBlob(e.ctx, repo.TreeBlob, raw)
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -22,8 +22,6 @@ import (
 
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
-	"github.com/hoard-backup/hoard/repo/index"
-	"github.com/hoard-backup/hoard/repo/pack"
 	"github.com/hoard-backup/hoard/snapshot"
 )
 
@@ -144,7 +142,7 @@ type blobRef struct {
 	file   *fileJob
 	offset int64
 	id     id.ID
-	loc    index.Location
+	loc    repo.Location
 }
 
 // Restore writes the snapshot's tree to target, which is created if needed.
@@ -153,7 +151,7 @@ type blobRef struct {
 // blob to the files that need it (after restic's pack-wise restorer).
 func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, target string, o Options) (Stats, error) {
 	if o.Workers <= 0 {
-		o.Workers = r.Backend().Properties().Connections
+		o.Workers = r.Connections()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -534,9 +532,9 @@ func (rs *restorer) restoreFiles(ctx context.Context) error {
 		j.remaining.Store(int64(len(j.node.Content)) + 1)
 		var off int64
 		for _, c := range j.node.Content {
-			locs := rs.r.Locations(pack.DataBlob, c) // packs found missing last
+			locs := rs.r.Locations(repo.DataBlob, c) // packs found missing last
 			if len(locs) == 0 {
-				j.setErr(&repo.BlobError{Type: pack.DataBlob, ID: c, Err: repo.ErrBlobNotFound})
+				j.setErr(&repo.BlobError{Type: repo.DataBlob, ID: c, Err: repo.ErrBlobNotFound})
 				if err := rs.done(j); err != nil {
 					return err
 				}
@@ -825,9 +823,9 @@ func Dump(ctx context.Context, r *repo.Repository, n *snapshot.Node, w io.Writer
 func contentReads(r *repo.Repository, content []id.ID) ([]repo.BlobRead, error) {
 	reads := make([]repo.BlobRead, len(content))
 	for i, c := range content {
-		locs := r.Locations(pack.DataBlob, c) // packs found missing last
+		locs := r.Locations(repo.DataBlob, c) // packs found missing last
 		if len(locs) == 0 {
-			return nil, &repo.BlobError{Type: pack.DataBlob, ID: c, Err: repo.ErrBlobNotFound}
+			return nil, &repo.BlobError{Type: repo.DataBlob, ID: c, Err: repo.ErrBlobNotFound}
 		}
 		reads[i] = repo.BlobRead{ID: c, Loc: locs[0]}
 	}
