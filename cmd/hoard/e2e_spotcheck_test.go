@@ -271,3 +271,49 @@ func maps2Equal(a, b map[string][2]time.Time) bool {
 	}
 	return true
 }
+
+// TestE2ERunSpotCheck: [media.NAME] spot_check makes hoard run spot check
+// the tree in the snapshot it just made, in its text and --json answers;
+// and media verify takes an older snapshot by ID, where a file edited
+// since is reported changed.
+func TestE2ERunSpotCheck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	media := filepath.Join(t.TempDir(), "site")
+	for i := range 6 {
+		p := filepath.Join(media, fmt.Sprintf("d%d", i%2), fmt.Sprintf("f%d.txt", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(strings.Repeat(fmt.Sprint(i), 1000*(i+1))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.writeConfig(fmt.Sprintf("[media.site]\npaths = [%q]\nspot_check = \"100%%\"\n\n[media.other]\npaths = [%q]\n", media, t.TempDir()))
+	var res struct {
+		ID        string                 `json:"id"`
+		SpotCheck map[string]spotJSONOut `json:"spot_check"`
+	}
+	e.mustRunJSON(&res, "run")
+	sc, ok := res.SpotCheck["site"]
+	if !ok || len(res.SpotCheck) != 1 || sc.Snapshot != res.ID || sc.Checked != 6 || !sc.Passed {
+		t.Fatalf("run --json: %+v", res)
+	}
+	if out := e.mustRun("run"); !containsAll(out, "spot check of media site against snapshot", "6 same, 0 differ, 0 missing, 0 changed since the backup, 0 errors; passed") {
+		t.Errorf("run output:\n%s", out)
+	}
+
+	// The first snapshot, by ID: a file written since is changed, not a failure.
+	p := filepath.Join(media, "d0", "f0.txt")
+	if err := os.WriteFile(p, []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(p, later, later); err != nil {
+		t.Fatal(err)
+	}
+	got, by := e.spotVerify(0, "site", res.ID[:8], "--sample", "100%")
+	if r := got.Results[by[p]]; got.Snapshot != res.ID || r.Status != "changed" || r.Failed {
+		t.Errorf("older snapshot: %+v", got)
+	}
+}

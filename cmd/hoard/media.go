@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -307,4 +308,46 @@ func differsDetail(res *spotcheck.Result) string {
 		return ""
 	}
 	return "[" + strings.Join(parts, "; ") + "]"
+}
+
+// spotChecksAfterRun spot checks, in snapshot sn just made by hoard run,
+// each media tree whose config sets spot_check, printing each report as
+// text (without --json). It returns the reports for --json, and an error
+// naming what failed.
+func spotChecksAfterRun(ctx context.Context, g *globals, sn *snapshot.Snapshot, media []*config.Media) (map[string]spotReportJSON, error) {
+	var todo []*config.Media
+	for _, m := range media {
+		if m.SpotCheck != "" {
+			todo = append(todo, m)
+		}
+	}
+	if len(todo) == 0 {
+		return nil, nil
+	}
+	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true, read: true})
+	if err != nil {
+		return nil, fmt.Errorf("spot_check: %w", err)
+	}
+	defer done()
+	out := map[string]spotReportJSON{}
+	var errs []error
+	for _, m := range todo {
+		s, err := spotcheck.ParseSample(m.SpotCheck)
+		if err != nil {
+			return out, usagef("%s: media.%s.spot_check: %v", g.cfg.File, m.Name, err)
+		}
+		rep, err := spotCheck(ctx, g, r, sn, m, spotcheck.Options{Sample: s, Seed: rand.Uint64()})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[m.Name] = spotJSON(m.Name, sn, s, rep)
+		if !g.json {
+			printSpot(g.stdout, m.Name, sn, s, rep)
+		}
+		if err := spotResult(m.Name, sn, rep); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return out, errors.Join(errs...)
 }
