@@ -316,4 +316,21 @@ func TestE2ERunSpotCheck(t *testing.T) {
 	if r := got.Results[by[p]]; got.Snapshot != res.ID || r.Status != "changed" || r.Failed {
 		t.Errorf("older snapshot: %+v", got)
 	}
+
+	// A folder moved out of the tree, a symbolic link to it left in its
+	// place: its files, whole and with their times, are not followed
+	// there, so they are not "same".
+	outside := filepath.Join(t.TempDir(), "d1")
+	if err := os.Rename(filepath.Join(media, "d1"), outside); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(media, "d1")); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = e.spotVerify(exitDrill, "site", "--sample", "100%")
+	for _, r := range got.Results {
+		if strings.Contains(r.Path, "/d1/") && (r.Status == "same" || !r.Failed) {
+			t.Errorf("through a symbolic link out of the tree: %+v", r)
+		}
+	}
 }
