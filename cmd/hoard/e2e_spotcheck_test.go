@@ -312,9 +312,17 @@ func TestE2ERunSpotCheck(t *testing.T) {
 	if err := os.Chtimes(p, later, later); err != nil {
 		t.Fatal(err)
 	}
+	// chmod after the backup leaves the mtime: the newer ctime tells.
+	chmodded := filepath.Join(media, "d1", "f1.txt")
+	if err := os.Chmod(chmodded, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	got, by := e.spotVerify(0, "site", res.ID[:8], "--sample", "100%")
 	if r := got.Results[by[p]]; got.Snapshot != res.ID || r.Status != "changed" || r.Failed {
 		t.Errorf("older snapshot: %+v", got)
+	}
+	if r := got.Results[by[chmodded]]; r.Status != "changed" || r.Failed || !slices.Equal(r.Differs, []string{"mode"}) {
+		t.Errorf("chmod after the backup: %+v", r)
 	}
 
 	// A folder moved out of the tree, a symbolic link to it left in its
