@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -130,7 +131,10 @@ type Media struct {
 	// ChunkProfile is the chunk size profile of the tree ("dump" or
 	// "large"); empty: what the last snapshot used, else "large".
 	ChunkProfile string
-	Line         int
+	// SpotCheck, when set, makes hoard run spot check the tree after each
+	// backup: a number of files ("20") or a share of them ("5%").
+	SpotCheck string
+	Line      int
 }
 
 // Retention says which snapshots to keep. It is read and checked here and
@@ -228,6 +232,7 @@ type rawMedia struct {
 	Paths        []string `toml:"paths"`
 	Excludes     []string `toml:"excludes"`
 	ChunkProfile string   `toml:"chunk_profile"`
+	SpotCheck    string   `toml:"spot_check"`
 }
 
 // engineName normalizes an engine's name.
@@ -362,9 +367,12 @@ func Parse(file string, data []byte) (*Config, error) {
 		if rm == nil || len(rm.Paths) == 0 {
 			return nil, fail(key, "needs paths")
 		}
-		m := &Media{Name: name, Excludes: rm.Excludes, ChunkProfile: rm.ChunkProfile, Line: lines.find(key)}
+		m := &Media{Name: name, Excludes: rm.Excludes, ChunkProfile: rm.ChunkProfile, SpotCheck: strings.TrimSpace(rm.SpotCheck), Line: lines.find(key)}
 		if err := checkProfile(rm.ChunkProfile); err != nil {
 			return nil, fail(key+".chunk_profile", "%v", err)
+		}
+		if !validSample(m.SpotCheck) {
+			return nil, fail(key+".spot_check", "want a number of files (\"20\") or a percentage (\"5%%\"), not %q", rm.SpotCheck)
 		}
 		for _, p := range rm.Paths {
 			if p == "" {
@@ -583,6 +591,21 @@ func keyLines(data []byte) lineMap {
 }
 
 // checkProfile accepts an empty profile name or one chunk.Profile knows.
+// validSample reports whether s is empty, a number of files (1 or more)
+// or a percentage above 0 and at most 100, as hoard media verify --sample
+// takes.
+func validSample(s string) bool {
+	if s == "" {
+		return true
+	}
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		return err == nil && v > 0 && v <= 100
+	}
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 1
+}
+
 func checkProfile(name string) error {
 	if name == "" {
 		return nil

@@ -38,6 +38,7 @@ path = "/srv/legacy/db.sqlite3"
 [media.uploads]
 paths = ["/srv/app/media", "static"]
 excludes = ["*.tmp", "cache"]
+spot_check = "5%"
 
 [retention]
 keep_last = 3
@@ -73,7 +74,7 @@ func TestParse(t *testing.T) {
 	if s := c.Databases["legacy"]; s.Engine != config.SQLite || s.Path != "/srv/legacy/db.sqlite3" {
 		t.Errorf("legacy %+v", s)
 	}
-	if u := c.Media["uploads"]; !reflect.DeepEqual(u.Paths, []string{"/srv/app/media", "/etc/hoard/static"}) || len(u.Excludes) != 2 {
+	if u := c.Media["uploads"]; !reflect.DeepEqual(u.Paths, []string{"/srv/app/media", "/etc/hoard/static"}) || len(u.Excludes) != 2 || u.SpotCheck != "5%" {
 		t.Errorf("uploads %+v", u)
 	}
 	r := c.Retention
@@ -108,6 +109,8 @@ func TestErrors(t *testing.T) {
 		{"sqlite password", "[databases.x]\npath = \"x.db\"\npassword = \"p\"\n", 1, "no password"},
 		{"physical mysql", "[databases.x]\nurl = \"mysql://h/d\"\nphysical = true\n", 3, "physical backups are for postgres"},
 		{"media without paths", "[media.x]\nexcludes = []\n", 1, "needs paths"},
+		{"bad spot_check", "[media.x]\npaths = [\"/m\"]\nspot_check = \"0%\"\n", 3, "spot_check: want a number of files"},
+		{"spot_check not a number", "[media.x]\npaths = [\"/m\"]\nspot_check = \"some\"\n", 3, "spot_check"},
 		{"bad exclude", "[media.x]\npaths = [\"/a\"]\nexcludes = [\"[\"]\n", 3, "bad pattern"},
 		{"exclude everything", "[media.x]\npaths = [\"/a\"]\nexcludes = [\"/\"]\n", 3, "would exclude everything"},
 		{"exclude every top folder", "[media.x]\npaths = [\"/a\"]\nexcludes = [\"/*\"]\n", 3, "would exclude everything"},

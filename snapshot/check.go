@@ -111,10 +111,11 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 		toRead := packs
 		if o.ReadSubset != nil {
 			ids := make([]id.ID, len(packs))
+			sizes := make([]uint64, len(packs))
 			for i, p := range packs {
-				ids[i] = p.ID
+				ids[i], sizes[i] = p.ID, p.Size
 			}
-			sel := o.ReadSubset.Select(ids)
+			sel := o.ReadSubset.Select(ids, sizes)
 			toRead = nil
 			for _, p := range packs {
 				if sel[p.ID] {

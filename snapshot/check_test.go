@@ -54,6 +54,9 @@ func TestParseSubset(t *testing.T) {
 		want string
 	}{
 		{"1/2", true, "1/2"}, {"3/3", true, "3/3"}, {"10%", true, "10%"}, {"2.5%", true, "2.5%"}, {"100%", true, "100%"},
+		{"500M", true, "500M"}, {"500m", true, "500M"}, {"1G", true, "1G"}, {"1.5G", true, "1536M"}, {"2048", true, "2K"},
+		{"100MiB", true, "100M"}, {"3KB", true, "3K"}, {"1000", true, "1000"},
+		{"0M", false, ""}, {"M", false, ""}, {"5X", false, ""}, {"-1M", false, ""},
 		{"0/2", false, ""}, {"3/2", false, ""}, {"1/0", false, ""}, {"0%", false, ""}, {"101%", false, ""}, {"x", false, ""}, {"1/", false, ""},
 	} {
 		s, err := snapshot.ParseSubset(tc.in)
@@ -126,6 +129,36 @@ func TestCheckReadDataSubset(t *testing.T) {
 	}
 	if want := (len(all) + 3) / 4; rep.PacksRead != want || len(cb.reads) != want {
 		t.Errorf("25%% read %d packs (%d loads), want %d", rep.PacksRead, len(cb.reads), want)
+	}
+
+	// A size reads random packs whose sizes add up to no more than it (at
+	// least one pack).
+	var sizes = map[id.ID]uint64{}
+	var smallest, sum uint64 = ^uint64(0), 0
+	for _, p := range r.Index().Packs() {
+		sizes[p.ID] = p.Size
+		smallest, sum = min(smallest, p.Size), sum+p.Size
+	}
+	for _, limit := range []uint64{1, smallest, sum / 2, sum} {
+		clear(cb.reads)
+		s := snapshot.Subset{Bytes: limit, Rand: rand.New(rand.NewPCG(3, 4))}
+		rep, err := snapshot.Check(ctx, open(), snapshot.CheckOptions{ReadSubset: &s})
+		if err != nil || !rep.OK() {
+			t.Fatalf("check %s: %v %+v", s, err, rep)
+		}
+		var read uint64
+		for name := range cb.reads {
+			p, _ := id.Parse(name)
+			read += sizes[p]
+		}
+		switch {
+		case rep.PacksRead == 0 || rep.PacksRead != len(cb.reads):
+			t.Errorf("size %d: read %d packs (%d loads)", limit, rep.PacksRead, len(cb.reads))
+		case rep.PacksRead > 1 && read > limit:
+			t.Errorf("size %d: read %d bytes in %d packs", limit, read, rep.PacksRead)
+		case limit == sum && rep.PacksRead != len(all):
+			t.Errorf("size of all packs read %d of %d packs", rep.PacksRead, len(all))
+		}
 	}
 
 	// A damaged data pack is found by the subset holding it, and only by it.

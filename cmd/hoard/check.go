@@ -24,7 +24,7 @@ func checkCommand(g *globals) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "read-data", Destination: &readData, Usage: "read and verify every pack and blob"},
 			&cli.StringFlag{Name: "read-data-subset", Destination: &subset,
-				Usage: "read and verify only a subset of the packs: `N/M` (group N of M; runs 1/M..M/M cover all) or P% (random)"},
+				Usage: "read and verify only a subset of the packs: `N/M` (group N of M; runs 1/M..M/M cover all), P% or a size such as 500M (random packs)"},
 		},
 		Action: func(c *cli.Context) error {
 			o := snapshot.CheckOptions{ReadData: readData}

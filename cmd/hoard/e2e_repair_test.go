@@ -75,7 +75,20 @@ func TestE2ECheckSubset(t *testing.T) {
 	if c.PacksRead != full.Packs {
 		t.Errorf("100%% read %d of %d packs", c.PacksRead, full.Packs)
 	}
-	for _, bad := range []string{"0/2", "3/2", "0%", "x"} {
+	// A size: random packs up to it, at least one; all when it is larger
+	// than the repository.
+	e.mustRunJSON(&c, "check", "--read-data-subset", "1K")
+	if c.PacksRead != 1 {
+		t.Errorf("1K read %d packs, want 1 (every pack is larger)", c.PacksRead)
+	}
+	e.mustRunJSON(&c, "check", "--read-data-subset", "1T")
+	if c.PacksRead != full.Packs {
+		t.Errorf("1T read %d of %d packs", c.PacksRead, full.Packs)
+	}
+	if out := e.mustRun("check", "--read-data-subset", "1t"); !strings.Contains(out, "(subset 1T)") {
+		t.Errorf("text output:\n%s", out)
+	}
+	for _, bad := range []string{"0/2", "3/2", "0%", "x", "0M", "5X"} {
 		if _, _, code := e.run("check", "--read-data-subset", bad); code != exitUsage {
 			t.Errorf("--read-data-subset %s: exit %d, want %d", bad, code, exitUsage)
 		}

@@ -41,6 +41,7 @@ const (
 	exitRefused      = 17
 	exitUntrusted    = 18
 	exitDrill        = 19
+	exitSpotCorrupt  = 20
 	exitInterrupted  = 130
 )
 
@@ -69,11 +70,12 @@ func (e damagedError) Error() string { return e.msg }
 
 func exitCode(err error) int {
 	var (
-		ue usageError
-		se sourceError
-		ie incompleteError
-		de damagedError
-		re *restorer.Errors
+		ue  usageError
+		se  sourceError
+		ie  incompleteError
+		de  damagedError
+		spe spotError
+		re  *restorer.Errors
 	)
 	switch {
 	case err == nil:
@@ -87,6 +89,11 @@ func exitCode(err error) int {
 	case errors.As(err, new(refusedError)):
 		return exitRefused
 	case errors.As(err, new(drillError)):
+		return exitDrill
+	case errors.As(err, &spe):
+		if spe.corrupt {
+			return exitSpotCorrupt
+		}
 		return exitDrill
 	case errors.Is(err, repo.ErrUntrusted):
 		return exitUntrusted
@@ -221,7 +228,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			initCommand(g), backupCommand(g), snapshotsCommand(g), lsCommand(g), restoreCommand(g),
 			dumpCommand(g), catCommand(g), checkCommand(g), unlockCommand(g), keyCommand(g),
-			dbCommand(g), walCommand(g), runCommand(g), forgetCommand(g), pruneCommand(g), repairCommand(g), statsCommand(g), diffCommand(g),
+			dbCommand(g), mediaCommand(g), walCommand(g), runCommand(g), forgetCommand(g), pruneCommand(g), repairCommand(g), statsCommand(g), diffCommand(g),
 			findCommand(g), tagCommand(g), copyCommand(g), scheduleCommand(g), mountCommand(g), migrateCommand(g),
 			completionCommand(g), manCommand(g),
 		},

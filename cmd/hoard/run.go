@@ -64,6 +64,14 @@ func runRun(ctx context.Context, g *globals, o *runOptions) error {
 	}
 	extra := map[string]any{}
 	var failures []error
+	if spots, err := spotChecksAfterRun(ctx, g, sn, media); len(spots) > 0 || err != nil {
+		if len(spots) > 0 {
+			extra["spot_check"] = spots
+		}
+		if err != nil {
+			failures = append(failures, err)
+		}
+	}
 	if !cfg.Retention.IsZero() {
 		if incomplete {
 			g.log.Warn("the snapshot is incomplete, so [retention] was not applied", "snapshot", sn.ID.Str())
