@@ -43,10 +43,12 @@
 // FTP carries one transfer per connection, so the backend keeps a pool of
 // logged-in connections, at most Config.Connections (default 4, reported
 // by Properties) in use at once. An idle connection older than ten seconds
-// is checked with NOOP before use. Load uses SIZE, then REST and RETR for a
-// range; when the reader stops early, a small rest of the transfer is
-// drained, else the connection is dropped rather than reused out of step
-// (the library has no ABOR). A connection that fails at the network level
+// is checked with NOOP before use. Load uses REST and RETR for a range
+// (and SIZE first for a read to the end of the file). When the reader stops
+// before the end of the file, the data connection is closed, the server's
+// reply of failure read, and a NOOP checks that the control connection is
+// still in step before it is reused; a connection out of step is dropped.
+// A connection that fails at the network level
 // is dropped with the idle ones, so the next call starts afresh.
 // Config.Timeout (default 60s) bounds every read and write: a server or
 // network that goes silent fails the call instead of hanging it. A

@@ -20,11 +20,6 @@ import (
 // tmpMarker separates a file's final name from the random suffix of its temp file.
 const tmpMarker = ".tmp-"
 
-// drainLimit is how many unread bytes Load reads and throws away to keep a
-// connection after a ranged download; with more left it drops the
-// connection (FTP has no other clean way to stop a transfer).
-const drainLimit = 256 << 10
-
 var errClosed = fmt.Errorf("backend is closed (%w)", backends.ErrPermanent)
 
 // Backend is a repository in a folder of an FTP server. It keeps a pool of
@@ -258,8 +253,12 @@ func (b *Backend) mkdirsFor(c *pconn, h backends.Handle) error {
 }
 
 // Load calls fn with a reader of the requested range of h, downloaded with
-// REST and RETR. After a ranged read the rest of the transfer is drained if
-// small, or its connection dropped.
+// REST and RETR. A read of the whole rest of the file asks SIZE first; a
+// ranged read does not (one round trip less per pack segment) and asks only
+// when it finds no bytes at all, to tell a range beyond the end (ErrRange)
+// from a short file. A transfer that fn stops before the end of the file is
+// stopped by closing its data connection (see stop); the control
+// connection goes back to the pool.
 func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offset int64, fn func(rd io.Reader) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("ftp: load %s: %w", h, err)
@@ -277,29 +276,39 @@ func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offse
 		fnErr  error
 	)
 	err = b.withConn(ctx, func(c *pconn) error {
-		size, err := c.sc.FileSize(name)
-		if err != nil {
-			return err
-		}
-		if offset > size {
-			return fmt.Errorf("offset %d beyond size %d: %w", offset, size, backends.ErrRange)
-		}
 		n := int64(length)
 		if length == 0 {
+			size, err := c.sc.FileSize(name)
+			if err != nil {
+				return err
+			}
+			if offset > size {
+				return fmt.Errorf("offset %d beyond size %d: %w", offset, size, backends.ErrRange)
+			}
 			n = size - offset
-		}
-		if offset == size {
-			// Nothing to transfer.
-			called, fnErr = true, fn(backends.ExactReader(strings.NewReader(""), n))
-			return nil
+			if n == 0 {
+				// Nothing to transfer.
+				called, fnErr = true, fn(strings.NewReader(""))
+				return nil
+			}
 		}
 		resp, err := c.sc.RetrFrom(name, uint64(offset))
 		if err != nil {
+			if code := replyCode(err); code != 0 && code != 550 && length > 0 {
+				// Some servers refuse a REST beyond the end at RETR.
+				return b.beyond(c, name, offset, err)
+			}
 			return err
 		}
 		tr := &transferReader{r: backends.ContextReader(ctx, resp), op: op}
 		called, fnErr = true, fn(backends.ExactReader(tr, n))
-		finish(resp, c, tr, size-offset)
+		stop(resp, c, tr)
+		if tr.read == 0 && tr.eof && !c.broken && errors.Is(fnErr, io.ErrUnexpectedEOF) {
+			// No bytes at all: the range may start beyond the end.
+			if err := b.beyond(c, name, offset, nil); err != nil {
+				fnErr = fmt.Errorf("ftp: %s: %w", op, err)
+			}
+		}
 		return tr.err // a failed read condemns the pool's idle connections too
 	})
 	if called {
@@ -308,19 +317,62 @@ func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offse
 	return b.fail(op, err)
 }
 
-// finish ends a download of avail bytes of which tr read some: it reads the
-// rest if that is little and the server's closing reply, or else marks the
-// connection broken, since the transfer cannot be stopped cleanly.
-func finish(resp *ftp.Response, c *pconn, tr *transferReader, avail int64) {
-	if tr.err != nil || avail-tr.read > drainLimit {
+// beyond returns an ErrRange error if offset lies beyond the end of name,
+// else err.
+func (b *Backend) beyond(c *pconn, name string, offset int64, err error) error {
+	size, serr := c.sc.FileSize(name)
+	if serr == nil && offset > size {
+		return fmt.Errorf("offset %d beyond size %d: %w", offset, size, backends.ErrRange)
+	}
+	if serr != nil && err == nil {
+		return serr
+	}
+	return err
+}
+
+// probeLimit is how many unread bytes stop reads past what fn took, to see
+// whether the transfer ends there anyway (a range that ends at the end of
+// the file) and can close cleanly.
+const probeLimit = 32 << 10
+
+// stop ends a download that tr read from. A transfer read to its end is
+// closed and its reply (226) read. One that fn left early cannot be stopped
+// cleanly by FTP: its data connection is closed at once, the server answers
+// on the control connection that the transfer failed (vsftpd: 426
+// "Failure writing network stream"), and a NOOP checks that the control
+// connection is in step before it returns to the pool. That costs two round
+// trips, where dropping the connection, as before, cost a new login (a
+// TCP connection, a TLS handshake, USER, PASS and the server's own
+// authentication) for every pack segment that ends before its pack does.
+// A failed read, or any other reply, marks the connection broken.
+func stop(resp *ftp.Response, c *pconn, tr *transferReader) {
+	if tr.err != nil {
 		c.broken = true
 		return
 	}
-	if _, err := io.Copy(io.Discard, resp); err != nil {
-		c.broken = true
+	if !tr.eof {
+		if _, err := io.CopyN(io.Discard, tr, probeLimit); err != nil && !errors.Is(err, io.EOF) {
+			c.broken = true
+			return
+		}
+	}
+	if tr.eof {
+		if err := resp.Close(); err != nil {
+			c.broken = true
+		}
 		return
 	}
-	if err := resp.Close(); err != nil {
+	c.nets.hardCloseData()
+	err := resp.Close()
+	switch {
+	case err == nil:
+		return // 226: the server had sent it all
+	case replyCode(err) == 0:
+		c.broken = true // no reply
+	case c.sc.NoOp() != nil:
+		// Any reply of failure will do (vsftpd 426, others 451 or
+		// 550), if it is the only one: a second (226) puts the NOOP's
+		// reply out of step.
 		c.broken = true
 	}
 }
@@ -547,6 +599,7 @@ func randomSuffix() string {
 type transferReader struct {
 	r    io.Reader
 	read int64
+	eof  bool  // the transfer ended
 	err  error // the failed read's error
 	op   string
 }
@@ -555,6 +608,7 @@ func (l *transferReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	l.read += int64(n)
 	if err == nil || errors.Is(err, io.EOF) {
+		l.eof = l.eof || err != nil
 		return n, err
 	}
 	l.err = err

@@ -1,6 +1,7 @@
 package ftp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -407,5 +409,105 @@ func TestApplyEnv(t *testing.T) {
 	}
 	if cfg.Password != "fromurl" {
 		t.Errorf("ApplyEnv replaced the location's password with %q", cfg.Password)
+	}
+}
+
+// TestRangedLoadsKeepConnection reads ranges of a pack far from its end,
+// as a restore does with the segments of a pack, on every server with and
+// without TLS: each must give the right bytes, and a transfer stopped early
+// must not cost a new control connection (a new login per segment made
+// remote restores several times slower than local ones). Data connections
+// are one per transfer in FTP and are not counted.
+func TestRangedLoadsKeepConnection(t *testing.T) {
+	for _, srv := range servers(t) {
+		t.Run(srv.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := srv.config(t)
+			cfg.Connections = 1
+			var mu sync.Mutex
+			dials := map[string]int{}
+			cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				mu.Lock()
+				dials[addr]++
+				mu.Unlock()
+				var d net.Dialer
+				return d.DialContext(ctx, network, addr)
+			}
+			control := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+			logins := func() int {
+				mu.Lock()
+				defer mu.Unlock()
+				return dials[control]
+			}
+			b := open(t, cfg)
+			ctx := context.Background()
+			if err := b.Create(ctx); err != nil {
+				t.Fatal(err)
+			}
+			data := make([]byte, 3<<20)
+			for i := range data {
+				data[i] = byte(i*7 + i>>11)
+			}
+			h := backends.Handle{Type: backends.PackFile, Name: "abcdef"}
+			if err := b.Save(ctx, h, backends.NewByteReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			size := int64(len(data))
+			loads := []struct {
+				offset int64
+				length int
+				take   int // bytes fn reads; -1 all
+			}{
+				{0, 100, -1},
+				{1 << 20, 1 << 20, -1},        // a segment in the middle
+				{5, 1 << 20, 10},              // fn stops long before the end of its range
+				{size - 1000, 1000, -1},       // the header at the end
+				{size - 40<<10, 10 << 10, -1}, // a little before the end
+				{2 << 20, 4096, 0},            // fn reads nothing
+				{size - 1, 0, -1},             // to the end
+				{123457, 65537, -1},           // odd offsets and lengths
+				{size - 2<<20, 2 << 20, -1},   // a range that ends at the end
+				{0, 0, 4 << 10},               // the whole file, stopped early
+				{size / 2, 3, -1},
+			}
+			for round := range 2 {
+				for _, l := range loads {
+					want := data[l.offset:]
+					if l.length > 0 {
+						want = want[:l.length]
+					}
+					if l.take >= 0 {
+						want = want[:l.take]
+					}
+					err := b.Load(ctx, h, l.length, l.offset, func(rd io.Reader) error {
+						var got []byte
+						var err error
+						if l.take >= 0 {
+							got = make([]byte, l.take)
+							_, err = io.ReadFull(rd, got)
+						} else {
+							got, err = io.ReadAll(rd)
+						}
+						if err == nil && !bytes.Equal(got, want) {
+							t.Errorf("Load(%d, %d) taking %d: wrong bytes", l.length, l.offset, l.take)
+						}
+						return err
+					})
+					if err != nil {
+						t.Fatalf("round %d: Load(%d, %d): %v", round, l.length, l.offset, err)
+					}
+				}
+			}
+			// The connection is in step: other commands still work.
+			if fi, err := b.Stat(ctx, h); err != nil || fi.Size != size {
+				t.Fatalf("Stat after ranged loads: %v, %v", fi, err)
+			}
+			if got, err := backends.LoadAll(ctx, b, h); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("LoadAll after ranged loads: %d bytes, %v", len(got), err)
+			}
+			if n := logins(); n != 1 {
+				t.Errorf("%d ranged loads made %d control connections, want 1 (the one Open made)", 2*len(loads)+1, n)
+			}
+		})
 	}
 }

@@ -54,6 +54,8 @@ type netSet struct {
 	mu      sync.Mutex
 	conns   map[*deadlineConn]struct{}
 	aborted bool
+	// data is the latest TLS data connection (one transfer at a time).
+	data *tlsDataConn
 }
 
 func newNetSet() *netSet { return &netSet{conns: make(map[*deadlineConn]struct{})} }
@@ -82,6 +84,17 @@ func (s *netSet) abort() {
 	s.aborted = true
 	for c := range s.conns {
 		_ = c.Conn.SetDeadline(time.Unix(1, 0)) // in the past: wakes blocked calls
+	}
+}
+
+// hardCloseData makes the closing of the current TLS data connection
+// abrupt: no close_notify, no waiting for the server's, which would read
+// the rest of a transfer stopped early.
+func (s *netSet) hardCloseData() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.data != nil {
+		s.data.hard = true
 	}
 }
 
@@ -155,10 +168,14 @@ const closeWait = 5 * time.Second
 // drops the end of the upload (vsftpd: 426 Failure reading network stream).
 type tlsDataConn struct {
 	*tls.Conn
-	raw *deadlineConn
+	raw  *deadlineConn
+	hard bool // close the socket at once (see netSet.hardCloseData)
 }
 
 func (c *tlsDataConn) Close() error {
+	if c.hard {
+		return c.raw.Close()
+	}
 	c.raw.timeout = min(c.raw.timeout, closeWait) // only this goroutine uses c now
 	if c.Conn.CloseWrite() == nil {
 		_, _ = io.Copy(io.Discard, c.Conn) // until the server's close_notify, EOF or the deadline
@@ -214,7 +231,11 @@ func (b *Backend) connect(ctx context.Context) (*pconn, error) {
 			return nil, errAborted
 		}
 		if !control && b.tlsConfig != nil {
-			return &tlsDataConn{Conn: tls.Client(dc, b.tlsConfig), raw: dc}, nil // PROT P: data connections use TLS too
+			tc := &tlsDataConn{Conn: tls.Client(dc, b.tlsConfig), raw: dc} // PROT P: data connections use TLS too
+			nets.mu.Lock()
+			nets.data = tc
+			nets.mu.Unlock()
+			return tc, nil
 		}
 		control = false
 		return dc, nil

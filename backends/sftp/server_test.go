@@ -33,7 +33,8 @@ type testServer struct {
 	hostKey    ssh.Signer
 	password   string
 
-	diskFull atomic.Bool // writes fail with ENOSPC and statvfs shows no space
+	diskFull atomic.Bool  // writes fail with ENOSPC and statvfs shows no space
+	stats    atomic.Int64 // Stat and Fstat requests served
 
 	ln    net.Listener
 	mu    sync.Mutex
@@ -305,6 +306,9 @@ func (h *osHandler) StatVFS(r *sftp.Request) (*sftp.StatVFS, error) {
 
 func (h *osHandler) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	p := h.path(r.Filepath)
+	if r.Method == "Stat" {
+		h.s.stats.Add(1)
+	}
 	switch r.Method {
 	case "List":
 		entries, err := os.ReadDir(p)

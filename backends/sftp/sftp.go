@@ -396,7 +396,10 @@ func (b *Backend) removeTemp(c *conn, tmp string) {
 	}
 }
 
-// Load calls fn with a reader of the requested range of h.
+// Load calls fn with a reader of the requested range of h. Only a read to
+// the end of the file stats it first; a ranged read stats it only when it
+// finds no bytes at all, to tell a range beyond the end (ErrRange) from a
+// short file.
 func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offset int64, fn func(rd io.Reader) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sftp: load %s: %w", h, err)
@@ -418,21 +421,30 @@ func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offse
 		return b.fail(c, op, err)
 	}
 	defer func() { _ = f.Close() }() // read-only: nothing to lose
-	fi, err := f.Stat()
-	if err != nil {
-		return b.fail(c, op, err)
-	}
-	if offset > fi.Size() {
-		return fmt.Errorf("sftp: load %s: offset %d beyond size %d: %w", h, offset, fi.Size(), backends.ErrRange)
-	}
 	n := int64(length)
 	if length == 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			return b.fail(c, op, err)
+		}
+		if offset > fi.Size() {
+			return fmt.Errorf("sftp: load %s: offset %d beyond size %d: %w", h, offset, fi.Size(), backends.ErrRange)
+		}
 		n = fi.Size() - offset
 	}
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return b.fail(c, op, err)
 	}
-	return fn(backends.ExactReader(&connReader{r: backends.ContextReader(ctx, f), c: c, op: op}, n))
+	cr := &connReader{r: backends.ContextReader(ctx, f), c: c, op: op}
+	err = fn(backends.ExactReader(cr, n))
+	if cr.read == 0 && errors.Is(err, io.ErrUnexpectedEOF) {
+		// A ranged read skips the stat (a round trip per pack
+		// segment); nothing at all may mean a range beyond the end.
+		if fi, serr := f.Stat(); serr == nil && offset > fi.Size() {
+			return fmt.Errorf("sftp: load %s: offset %d beyond size %d: %w", h, offset, fi.Size(), backends.ErrRange)
+		}
+	}
+	return err
 }
 
 // Stat returns the size of h.
@@ -647,13 +659,15 @@ func randomSuffix() string {
 // connReader ends a download's reads: an error other than io.EOF gets the
 // operation in front and, when the connection is lost, drops it.
 type connReader struct {
-	r  io.Reader
-	c  *conn
-	op string
+	r    io.Reader
+	c    *conn
+	op   string
+	read int64
 }
 
 func (l *connReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
+	l.read += int64(n)
 	if err == nil || errors.Is(err, io.EOF) {
 		return n, err
 	}

@@ -1,11 +1,13 @@
 package sftp
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -559,5 +561,128 @@ func TestApplyEnv(t *testing.T) {
 	}
 	if cfg.KeyFile != "/mine" || cfg.UseAgent {
 		t.Errorf("ApplyEnv with an empty environment gave key %q, agent %v", cfg.KeyFile, cfg.UseAgent)
+	}
+}
+
+// TestRangedLoads reads ranges of a pack as a restore does, on both
+// servers: each gives the right bytes, including when fn stops early, and
+// the in-process server sees no stat for them (a round trip per pack
+// segment that a ranged read does not need). A range beyond the end is
+// still ErrRange.
+func TestRangedLoads(t *testing.T) {
+	srv := startServer(t)
+	configs := []server{
+		{"InProcess", func(*testing.T) Config { return srv.config("repo-" + randomSuffix()) }},
+		servers(t)[1], // OpenSSH
+	}
+	for _, s := range configs {
+		t.Run(s.name, func(t *testing.T) {
+			cfg := s.config(t)
+			inProcess := s.name == "InProcess"
+			b := open(t, cfg)
+			defer func() { _ = b.Close() }()
+			ctx := context.Background()
+			if err := b.Create(ctx); err != nil {
+				t.Fatal(err)
+			}
+			data := make([]byte, 3<<20+12345)
+			for i := range data {
+				data[i] = byte(i*7 + i>>11)
+			}
+			size := int64(len(data))
+			h := backends.Handle{Type: backends.PackFile, Name: "abcdef"}
+			if err := b.Save(ctx, h, backends.NewByteReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			stats := srv.stats.Load()
+			loads := []struct {
+				offset int64
+				length int
+				take   int // bytes fn reads; -1 all
+			}{
+				{0, 100, -1},
+				{1 << 20, 1 << 20, -1},
+				{5, 1 << 20, 10},
+				{size - 1000, 1000, -1},
+				{123457, 65537, -1},
+				{size - 2<<20, 2 << 20, -1},
+				{2 << 20, 4096, 0},
+				{size / 2, 3, -1},
+			}
+			for _, l := range loads {
+				want := data[l.offset : l.offset+int64(l.length)]
+				if l.take >= 0 {
+					want = want[:l.take]
+				}
+				err := b.Load(ctx, h, l.length, l.offset, func(rd io.Reader) error {
+					var got []byte
+					var err error
+					if l.take >= 0 {
+						got = make([]byte, l.take)
+						_, err = io.ReadFull(rd, got)
+					} else {
+						got, err = io.ReadAll(rd)
+					}
+					if err == nil && !bytes.Equal(got, want) {
+						t.Errorf("Load(%d, %d) taking %d: wrong bytes", l.length, l.offset, l.take)
+					}
+					return err
+				})
+				if err != nil {
+					t.Fatalf("Load(%d, %d): %v", l.length, l.offset, err)
+				}
+			}
+			if n := srv.stats.Load() - stats; inProcess && n != 0 {
+				t.Errorf("%d ranged loads asked the server for %d stats, want none", len(loads), n)
+			}
+			err := b.Load(ctx, h, 10, size+1, func(rd io.Reader) error {
+				_, err := io.ReadAll(rd)
+				return err
+			})
+			if !errors.Is(err, backends.ErrRange) {
+				t.Errorf("Load(10, %d) of a %d-byte file = %v, want ErrRange", size+1, size, err)
+			}
+		})
+	}
+}
+
+// TestConnectionLostMidLoad drops the server's connections while fn reads
+// a range: Load fails with an error (not a short read that looks whole),
+// and the next Load reconnects and gives the right bytes.
+func TestConnectionLostMidLoad(t *testing.T) {
+	srv := startServer(t)
+	b := open(t, srv.config("repo"))
+	defer func() { _ = b.Close() }()
+	ctx := context.Background()
+	if err := b.Create(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 8<<20)
+	for i := range data {
+		data[i] = byte(i*13 + i>>9)
+	}
+	h := backends.Handle{Type: backends.PackFile, Name: "abcdef"}
+	if err := b.Save(ctx, h, backends.NewByteReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	err := b.Load(ctx, h, len(data), 0, func(rd io.Reader) error {
+		if _, err := io.ReadFull(rd, make([]byte, 1000)); err != nil {
+			return err
+		}
+		srv.mu.Lock()
+		for c := range srv.conns {
+			_ = c.Close()
+		}
+		srv.mu.Unlock()
+		_, err := io.Copy(io.Discard, rd)
+		return err
+	})
+	if err == nil {
+		t.Fatal("Load over a connection dropped mid-read succeeded")
+	}
+	t.Logf("Load over a dropped connection: %v", err)
+	got, err := backends.LoadAll(ctx, b, h)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("LoadAll after the connection was dropped: %d bytes, %v", len(got), err)
 	}
 }
