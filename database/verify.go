@@ -152,6 +152,9 @@ type DrillTarget struct {
 	Name    string
 	Engine  dump.Engine
 	TempDir string // as DrillOptions.TempDir
+	// Err is why the configured database's engine could not be made (a
+	// secret that cannot be read): its drill fails with it.
+	Err error
 }
 
 // Failed says whether the drill failed: it ran and did not pass, or it
@@ -191,6 +194,9 @@ func DrillLatest(ctx context.Context, r *repo.Repository, targets []DrillTarget,
 				d.Engine = t.Engine.Name()
 			}
 			d.Error = fmt.Sprintf("%v: no snapshot holds database %s", snapshot.ErrNotFound, t.Name)
+			if t.Err != nil {
+				d.Error = t.Err.Error()
+			}
 			out = append(out, d)
 			continue
 		}
@@ -212,6 +218,9 @@ func DrillLatest(ctx context.Context, r *repo.Repository, targets []DrillTarget,
 }
 
 func drillOne(ctx context.Context, r *repo.Repository, t DrillTarget, sn *snapshot.Snapshot, stale time.Duration, progress Progress) *Drill {
+	if t.Err != nil {
+		return &Drill{Database: t.Name, Snapshot: sn.ID.String(), Error: t.Err.Error()}
+	}
 	if t.Engine == nil {
 		return &Drill{Database: t.Name, Snapshot: sn.ID.String(), Skipped: "not in the configuration: no server to restore it on"}
 	}

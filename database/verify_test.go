@@ -2,6 +2,7 @@ package database_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,9 +51,14 @@ func TestDrillSQLite(t *testing.T) {
 	}
 	noScratch(t, dir)
 	// As one of several, the failure is reported, not returned.
-	drills := database.DrillSnapshot(context.Background(), r2, sn, []database.DrillTarget{{Name: "main", Engine: main, TempDir: dir}}, drill.StaleAfter, nil)
-	if len(drills) != 1 || !drills[0].Failed() || drills[0].Error == "" {
-		t.Errorf("DrillSnapshot of a damaged dump: %+v", drills[0])
+	// A target whose engine could not be made fails with why.
+	drills := database.DrillSnapshot(context.Background(), r2, sn, []database.DrillTarget{{Name: "main", Engine: main, TempDir: dir},
+		{Name: "main", Err: errors.New("the URL's secret cannot be read")}}, drill.StaleAfter, nil)
+	if len(drills) != 2 || !drills[0].Failed() || drills[0].Error == "" {
+		t.Fatalf("DrillSnapshot of a damaged dump: %+v", drills)
+	}
+	if d := drills[1]; !d.Failed() || d.Error != "the URL's secret cannot be read" {
+		t.Errorf("a target without an engine: %+v", d)
 	}
 }
 

@@ -141,20 +141,13 @@ func drillsFailed(drills []*database.Drill) error {
 
 // drillTargets are the engines of the configured databases dbs. A
 // database whose engine cannot be built is drilled as a failure.
-func drillTargets(ctx context.Context, g *globals, dbs []*config.Database) ([]database.DrillTarget, []*database.Drill) {
-	var (
-		targets []database.DrillTarget
-		failed  []*database.Drill
-	)
+func drillTargets(ctx context.Context, g *globals, dbs []*config.Database) []database.DrillTarget {
+	var targets []database.DrillTarget
 	for _, d := range dbs {
 		eng, err := g.engine(ctx, d)
-		if err != nil {
-			failed = append(failed, &database.Drill{Database: d.Name, Error: err.Error()})
-			continue
-		}
-		targets = append(targets, database.DrillTarget{Name: d.Name, Engine: eng, TempDir: d.TempDir})
+		targets = append(targets, database.DrillTarget{Name: d.Name, Engine: eng, TempDir: d.TempDir, Err: err})
 	}
-	return targets, failed
+	return targets
 }
 
 // runDBVerifyAll drills the latest snapshot of every configured database.
@@ -167,17 +160,16 @@ func runDBVerifyAll(ctx context.Context, g *globals, stale time.Duration) error 
 	for _, n := range cfg.DatabaseNames() {
 		dbs = append(dbs, cfg.Databases[n])
 	}
-	targets, drills := drillTargets(ctx, g, dbs)
+	targets := drillTargets(ctx, g, dbs)
 	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true, read: true})
 	if err != nil {
 		return err
 	}
 	defer done()
-	more, err := database.DrillLatest(ctx, r, targets, stale, g.restoreProgress)
+	drills, err := database.DrillLatest(ctx, r, targets, stale, g.restoreProgress)
 	if err != nil {
 		return err
 	}
-	drills = append(drills, more...)
 	if g.json {
 		if err := printJSON(g.stdout, map[string]any{"drills": drills}); err != nil {
 			return err

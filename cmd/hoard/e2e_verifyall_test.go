@@ -199,4 +199,34 @@ temp_dir = %q
 		t.Error(err)
 	}
 	e.mustFail(exitUsage, "db", "verify", "--latest-per-database", "pg")
+
+	// A configured database whose URL cannot be read fails, once, and is
+	// not also listed as a database the config does not name.
+	e.writeConfig(fmt.Sprintf(`
+[databases.pg]
+url = %q
+[databases.old]
+engine = "postgres"
+url_env = "HOARD_TEST_UNSET_URL"
+`, pgURL))
+	stdout, stderr, code = e.run("--json", "db", "verify", "--latest-per-database")
+	if code != exitDrill {
+		t.Fatalf("exit %d, want %d\n%s", code, exitDrill, stderr)
+	}
+	res = drillsResult{}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	var olds int
+	for _, d := range res.Drills {
+		if d.Database == "old" {
+			olds++
+			if d.Passed || d.Skipped != "" || !strings.Contains(d.Error, "HOARD_TEST_UNSET_URL") {
+				t.Errorf("old, its URL unreadable: %+v", d)
+			}
+		}
+	}
+	if olds != 1 || len(res.Drills) != 3 {
+		t.Errorf("drills %+v, want pg, old (failed, once) and lite (skipped)", res.Drills)
+	}
 }

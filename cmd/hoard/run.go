@@ -125,13 +125,13 @@ func verifyAfterRun(ctx context.Context, g *globals, sn *snapshot.Snapshot, dbs 
 	if len(verify) == 0 {
 		return nil, nil
 	}
-	targets, drills := drillTargets(ctx, g, verify)
+	targets := drillTargets(ctx, g, verify)
 	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true, read: true})
 	if err != nil {
 		return nil, fmt.Errorf("restore drills: %w", err)
 	}
 	defer done()
-	drills = append(drills, database.DrillSnapshot(ctx, r, sn, targets, drill.StaleAfter, g.restoreProgress)...)
+	drills := database.DrillSnapshot(ctx, r, sn, targets, drill.StaleAfter, g.restoreProgress)
 	if !g.json {
 		for _, d := range drills {
 			printDrill(g, d)
