@@ -119,6 +119,9 @@ type Database struct {
 	// ChunkProfile is the chunk size profile of the dump ("dump" or
 	// "large"); empty: what the last snapshot used, else the repository's.
 	ChunkProfile string
+	// VerifyAfterRun makes hoard run drill the dump it just saved of
+	// this database (hoard db verify) after the backup.
+	VerifyAfterRun bool
 	// Line is where the database's table starts in the file.
 	Line int
 }
@@ -226,6 +229,7 @@ type rawDB struct {
 	Physical        bool      `toml:"physical"`
 	BaseBackupCmd   string    `toml:"basebackup_command"`
 	ChunkProfile    string    `toml:"chunk_profile"`
+	VerifyAfterRun  bool      `toml:"verify_after_run"`
 }
 
 type rawMedia struct {
@@ -308,7 +312,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 		d := &Database{Name: name, Engine: engine, Path: abs(rd.Path), DumpCommand: rd.DumpCommand,
 			RestoreCommand: rd.RestoreCommand, RestoreArgs: rd.RestoreArgs, ClientCommand: rd.ClientCommand,
-			TempDir: abs(rd.TempDir), Physical: rd.Physical, BaseBackupCommand: rd.BaseBackupCmd, ChunkProfile: rd.ChunkProfile, Line: lines.find(key)}
+			TempDir: abs(rd.TempDir), Physical: rd.Physical, BaseBackupCommand: rd.BaseBackupCmd, ChunkProfile: rd.ChunkProfile, VerifyAfterRun: rd.VerifyAfterRun, Line: lines.find(key)}
 		if err := checkProfile(rd.ChunkProfile); err != nil {
 			return nil, fail(key+".chunk_profile", "%v", err)
 		}
@@ -355,6 +359,9 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 		if d.Physical && d.Engine != "" && d.Engine != Postgres {
 			return nil, fail(key+".physical", "physical backups are for postgres databases, not %s", d.Engine)
+		}
+		if d.Physical && d.VerifyAfterRun {
+			return nil, fail(key+".verify_after_run", "a restore drill needs a logical dump, not a physical backup")
 		}
 		c.Databases[name] = d
 	}

@@ -22,6 +22,7 @@ host = "web1"
 url = "postgres://app@db.internal:5432/app?sslmode=require"
 password_file = "/etc/hoard/pg-app"
 restore_args = ["--no-owner"]
+verify_after_run = true
 
 [databases.shop]
 engine = "mariadb"
@@ -62,10 +63,10 @@ func TestParse(t *testing.T) {
 	}
 	m := c.Databases["main"]
 	if m.Engine != config.Postgres || m.URL.Value == "" || m.Password.File != "/etc/hoard/pg-app" || m.DumpArgs != nil ||
-		!reflect.DeepEqual(m.RestoreArgs, []string{"--no-owner"}) {
+		!reflect.DeepEqual(m.RestoreArgs, []string{"--no-owner"}) || !m.VerifyAfterRun {
 		t.Errorf("main %+v", m)
 	}
-	if s := c.Databases["shop"]; s.Engine != config.MySQL || s.URL.Env != "SHOP_DATABASE_URL" || len(s.DumpArgs) != 2 {
+	if s := c.Databases["shop"]; s.Engine != config.MySQL || s.URL.Env != "SHOP_DATABASE_URL" || len(s.DumpArgs) != 2 || s.VerifyAfterRun {
 		t.Errorf("shop %+v", s)
 	}
 	if s := c.Databases["cms"]; s.Engine != config.SQLite || s.Path != "/etc/hoard/data/cms.sqlite3" || s.URL.IsSet() {
@@ -108,6 +109,7 @@ func TestErrors(t *testing.T) {
 		{"url and path", "[databases.x]\nurl = \"mysql://h/d\"\npath = \"x.db\"\n", 3, "url or path"},
 		{"sqlite password", "[databases.x]\npath = \"x.db\"\npassword = \"p\"\n", 1, "no password"},
 		{"physical mysql", "[databases.x]\nurl = \"mysql://h/d\"\nphysical = true\n", 3, "physical backups are for postgres"},
+		{"drill of a physical backup", "[databases.x]\nurl = \"postgres://h/d\"\nphysical = true\nverify_after_run = true\n", 4, "needs a logical dump"},
 		{"media without paths", "[media.x]\nexcludes = []\n", 1, "needs paths"},
 		{"bad spot_check", "[media.x]\npaths = [\"/m\"]\nspot_check = \"0%\"\n", 3, "spot_check: want a number of files"},
 		{"spot_check not a number", "[media.x]\npaths = [\"/m\"]\nspot_check = \"some\"\n", 3, "spot_check"},

@@ -39,6 +39,9 @@ var ErrSource = errors.New("dump: the database cannot be read")
 
 // Engine is one database: its dump and its restore.
 type Engine interface {
+	// Name is the engine's name as snapshots record it: Postgres, MySQL
+	// or SQLite (Info.Engine).
+	Name() string
 	// Format names the format Backup writes: "custom", "tar", "sql" or
 	// "sqlite" (as Info.Format).
 	Format() string

@@ -142,14 +142,14 @@ func sampleSnapshots() []*snapshot.Snapshot {
 	parent := fixedID("parent")
 	return []*snapshot.Snapshot{
 		{Time: time.Date(2026, 11, 21, 23, 59, 0, 123456789, time.UTC), Host: "web1", Username: "deploy",
-			Tags: []string{"daily"}, Paths: []string{"/srv/media"}, Source: snapshot.Source{Kind: "files"},
+			Tags: []string{"daily"}, Paths: []string{"/srv/media"}, Source: snapshot.Source{Kind: snapshot.KindFiles},
 			Tree: fixedID("root"), Parent: &parent, Program: "hoard 0.1.0",
 			Summary: &snapshot.Summary{FilesNew: 1, FilesUnmodified: 2, Dirs: 3, DataBlobsNew: 1, TreeBlobsNew: 2,
 				BytesRead: 10, BytesAdded: 40, BytesStored: 70, DurationNs: 1200000}},
 		{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("", 3600)), Host: "db",
-			Source: snapshot.Source{Kind: "command", Command: []string{"pg_dump", "-Fc", "app"}}, Tree: fixedID("dump")},
-		{Host: "x", Source: snapshot.Source{Kind: "stdin", Filename: "dump.sql"}, Tree: fixedID("stdin")},
-		{Host: "w", Source: snapshot.Source{Kind: "files"}, Tree: fixedID("signed"), Writer: crypto.WriterID(fixedKey("snapshot")),
+			Source: snapshot.Source{Kind: snapshot.KindCommand, Command: []string{"pg_dump", "-Fc", "app"}}, Tree: fixedID("dump")},
+		{Host: "x", Source: snapshot.Source{Kind: snapshot.KindStdin, Filename: "dump.sql"}, Tree: fixedID("stdin")},
+		{Host: "w", Source: snapshot.Source{Kind: snapshot.KindFiles}, Tree: fixedID("signed"), Writer: crypto.WriterID(fixedKey("snapshot")),
 			WriterKey: []byte("wrapped key"), MAC: fixedKey("mac")},
 	}
 }

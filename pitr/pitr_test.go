@@ -277,7 +277,7 @@ func TestTimelinesAndGaps(t *testing.T) {
 }
 
 func baseSnapshot(start, stopLSN string, stop time.Time) *snapshot.Snapshot {
-	return &snapshot.Snapshot{Time: stop.Add(-time.Minute), Source: snapshot.Source{Kind: "database", Databases: []snapshot.DatabaseInfo{{
+	return &snapshot.Snapshot{Time: stop.Add(-time.Minute), Source: snapshot.Source{Kind: snapshot.KindDatabase, Databases: []snapshot.DatabaseInfo{{
 		Name: "main", Engine: "postgres", Path: "/db/main.base.tar", Format: "basebackup",
 		Details: map[string]string{"timeline": "1", "start_wal": start, "start_lsn": "0/1000028",
 			"stop_lsn": stopLSN, "stop_time": stop.Format(time.RFC3339Nano), "wal_segment_size": "16777216"},
@@ -289,7 +289,7 @@ func TestChooseAndExpire(t *testing.T) {
 	sns := []*snapshot.Snapshot{
 		baseSnapshot("000000010000000000000004", "0/4000100", t0),
 		baseSnapshot("000000010000000000000009", "0/9000100", t0.Add(time.Hour)),
-		{Source: snapshot.Source{Kind: "database", Databases: []snapshot.DatabaseInfo{{Name: "main", Format: "custom"}}}},
+		{Source: snapshot.Source{Kind: snapshot.KindDatabase, Databases: []snapshot.DatabaseInfo{{Name: "main", Format: "custom"}}}},
 	}
 	bbs := pitr.BaseBackups(sns, "main")
 	if len(bbs) != 2 {

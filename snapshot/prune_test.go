@@ -77,7 +77,7 @@ func newPruneFixture(t *testing.T, seed uint64, nSnaps int) *pruneFixture {
 			t.Fatal(err)
 		}
 		sn := &snapshot.Snapshot{Time: base.Add(time.Duration(s) * time.Hour), Host: "h", Paths: []string{"/dir"},
-			Source: snapshot.Source{Kind: "files"}, Tree: rootID}
+			Source: snapshot.Source{Kind: snapshot.KindFiles}, Tree: rootID}
 		if err := snapshot.Save(ctx, r, sn); err != nil {
 			t.Fatal(err)
 		}

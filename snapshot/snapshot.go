@@ -37,9 +37,18 @@ type refError struct {
 func (e *refError) Error() string   { return e.msg }
 func (e *refError) Unwrap() []error { return []error{e.kind, ErrBadRef} }
 
+// The kinds of source a snapshot records (Source.Kind).
+const (
+	KindFiles    = "files"    // paths read from disk (hoard backup PATH...)
+	KindStdin    = "stdin"    // standard input under a file name
+	KindCommand  = "command"  // a command's output under a file name
+	KindDatabase = "database" // database dumps (hoard db backup)
+	KindRun      = "run"      // the databases and media trees of the config file (hoard run)
+)
+
 // Source says what a snapshot was made from.
 type Source struct {
-	Kind     string   `json:"kind"` // files, stdin, command, database, run
+	Kind     string   `json:"kind"` // KindFiles, KindStdin, KindCommand, KindDatabase or KindRun
 	Filename string   `json:"filename,omitempty"`
 	Command  []string `json:"command,omitempty"`
 	// Databases lists the database dumps in the snapshot (kinds database

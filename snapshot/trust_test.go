@@ -41,7 +41,7 @@ func TestRepairDoesNotLaunder(t *testing.T) {
 		if err := r.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		sn := &snapshot.Snapshot{Time: time.Now(), Host: host, Paths: []string{"/srv"}, Source: snapshot.Source{Kind: "files"}, Tree: tid}
+		sn := &snapshot.Snapshot{Time: time.Now(), Host: host, Paths: []string{"/srv"}, Source: snapshot.Source{Kind: snapshot.KindFiles}, Tree: tid}
 		if err := snapshot.Save(ctx, r, sn); err != nil {
 			t.Fatal(err)
 		}

@@ -146,14 +146,14 @@ func runBackup(ctx context.Context, g *globals, o *backupOptions, args []string)
 	defer stopProgress()
 	switch {
 	case o.stdin:
-		meta.Source = snapshot.Source{Kind: "stdin", Filename: o.stdinFilename}
+		meta.Source = snapshot.Source{Kind: snapshot.KindStdin, Filename: o.stdinFilename}
 		sn, err = a.BackupReader(ctx, g.stdin, o.stdinFilename, meta, nil)
 	case o.fromCommand:
 		// Snapshots are readable by write-only keys: no passwords in them.
-		meta.Source = snapshot.Source{Kind: "command", Filename: o.stdinFilename, Command: dump.Redacted(args)}
+		meta.Source = snapshot.Source{Kind: snapshot.KindCommand, Filename: o.stdinFilename, Command: dump.Redacted(args)}
 		sn, err = backupCommandOutput(ctx, g, a, args, o.stdinFilename, meta)
 	default:
-		meta.Source = snapshot.Source{Kind: "files"}
+		meta.Source = snapshot.Source{Kind: snapshot.KindFiles}
 		sn, err = a.BackupPaths(ctx, abs, meta)
 	}
 	stopProgress()

@@ -15,6 +15,7 @@ import (
 	"github.com/hoard-backup/hoard/dump/mysql"
 	"github.com/hoard-backup/hoard/dump/postgres"
 	"github.com/hoard-backup/hoard/dump/sqlite"
+	"github.com/hoard-backup/hoard/snapshot"
 )
 
 // defaultDatabase is the name of the database DATABASE_URL names.
@@ -84,7 +85,7 @@ func runDBBackup(ctx context.Context, g *globals, o *dbBackupOptions, args []str
 			dbs[i] = &cp
 		}
 	}
-	sn, err := runItems(ctx, g, "database", dbs, nil, o.tags.Value(), o.host)
+	sn, err := runItems(ctx, g, snapshot.KindDatabase, dbs, nil, o.tags.Value(), o.host)
 	if err != nil {
 		return err
 	}
@@ -202,23 +203,4 @@ func (g *globals) engine(ctx context.Context, d *config.Database) (dump.Engine, 
 		return nil, usagef("database %s: %v", d.Name, err)
 	}
 	return e, nil
-}
-
-// engineOf names an engine as snapshots record it.
-func engineOf(e dump.Engine) string {
-	switch e.(type) {
-	case *postgres.Postgres, *postgres.BaseBackup:
-		return dump.Postgres
-	case *mysql.MySQL:
-		return dump.MySQL
-	case *sqlite.SQLite:
-		return dump.SQLite
-	}
-	return ""
-}
-
-// dumpFileName is a database's file in the snapshot, by its dump format.
-func dumpFileName(name, format string) string {
-	ext := map[string]string{"custom": ".pgdump", "tar": ".tar", "sql": ".sql", "sqlite": ".sqlite", postgres.FormatBaseBackup: ".base.tar"}[format]
-	return "db/" + name + ext
 }

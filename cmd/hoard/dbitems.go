@@ -4,68 +4,38 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/user"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/hoard-backup/hoard/config"
+	"github.com/hoard-backup/hoard/database"
 	"github.com/hoard-backup/hoard/dump"
 	"github.com/hoard-backup/hoard/snapshot"
 	"github.com/hoard-backup/hoard/snapshot/archiver"
 )
 
 // runItems backs up databases and media trees into one snapshot of the
-// given kind ("database" or "run") and returns it; reportItems prints it.
+// given kind (snapshot.KindDatabase or KindRun) and returns it;
+// reportItems prints it.
 func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Database, media []*config.Media, tags []string, host string) (*snapshot.Snapshot, error) {
-	var items []archiver.Item
-	infos := make([]*snapshot.DatabaseInfo, len(dbs))
-	for i, d := range dbs {
+	o := database.BackupOptions{Kind: kind, Media: media}
+	for _, d := range dbs {
 		eng, err := g.engine(ctx, d)
 		if err != nil {
 			return nil, err
 		}
-		file := dumpFileName(d.Name, eng.Format())
-		items = append(items, archiver.Item{Name: file, ChunkProfile: d.ChunkProfile, Open: func(ctx context.Context) (io.ReadCloser, error) {
-			rc, info, err := eng.Backup(ctx)
-			if err != nil {
-				return nil, err
-			}
-			infos[i] = &snapshot.DatabaseInfo{Name: d.Name, Engine: info.Engine, Path: "/" + file, Format: info.Format,
-				Database: info.Database, Host: info.Host, ServerVersion: info.ServerVersion, Tool: info.Tool,
-				ToolVersion: info.ToolVersion, Options: info.Options, Details: info.Details}
-			return rc, nil
-		}})
+		o.Databases = append(o.Databases, database.Database{Name: d.Name, Engine: eng, ChunkProfile: d.ChunkProfile})
 	}
-	var paths []string
-	for _, m := range media {
-		for _, p := range m.Paths {
-			items = append(items, archiver.Item{Name: "media/" + m.Name + "/" + rootNameOf(p), Path: p, Excludes: m.Excludes,
-				ChunkProfile: m.ChunkProfile, DefaultChunkProfile: "large"})
-			paths = append(paths, p)
-		}
-	}
-	sort.Strings(paths)
 	if host == "" && g.cfg != nil {
 		host = g.cfg.Repository.Host
 	}
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	meta := archiver.Meta{Host: host, Tags: tags, Paths: paths, Program: "hoard " + version, Source: snapshot.Source{Kind: kind}}
+	o.Meta = archiver.Meta{Host: host, Tags: tags, Program: "hoard " + version}
 	if u, err := user.Current(); err == nil {
-		meta.Username = u.Username
-	}
-	meta.Commit = func(sn *snapshot.Snapshot) error {
-		for _, in := range infos {
-			if in == nil {
-				return errors.New("db: a database was not dumped")
-			}
-			sn.Source.Databases = append(sn.Source.Databases, *in)
-		}
-		return nil
+		o.Meta.Username = u.Username
 	}
 
 	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true})
@@ -73,27 +43,9 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 		return nil, err
 	}
 	defer done()
-	ao := archiver.Options{Logger: g.log, Checkpoint: testCheckpoint(g)}
-	sns, _, err := snapshot.List(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, len(dbs))
-	for i, d := range dbs {
-		names[i] = d.Name
-	}
-	if len(paths) > 0 {
-		sns = ownFirst(r, sns)
-	}
-	ao.Parent = dbParent(sns, host, paths, names)
-	ao.Bases = g.baseCache(r)
-	a := archiver.New(r, ao)
-	stopProgress := g.startProgress(backupProgress(a))
-	sn, err := a.Backup(ctx, items, meta)
-	stopProgress()
-	if err == nil {
-		g.trimBaseCache(ao.Bases)
-	}
+	o.Archiver = archiver.Options{Logger: g.log, Checkpoint: testCheckpoint(g), Bases: g.baseCache(r)}
+	o.Progress = func(a *archiver.Archiver) func() { return g.startProgress(backupProgress(a)) }
+	sn, err := database.Backup(ctx, r, o)
 	if err != nil {
 		if ctx.Err() != nil {
 			// Interrupted: the dump tool was stopped, not failing.
@@ -105,15 +57,8 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 		}
 		return nil, err
 	}
+	g.trimBaseCache(o.Archiver.Bases)
 	return sn, nil
-}
-
-// rootNameOf is the name a path gets in the snapshot.
-func rootNameOf(p string) string {
-	if p == "/" {
-		return "root"
-	}
-	return filepath.Base(p)
 }
 
 func reportItems(g *globals, sn *snapshot.Snapshot, extra map[string]any) error {

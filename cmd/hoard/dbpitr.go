@@ -135,7 +135,7 @@ func runPITRRestore(ctx context.Context, g *globals, o *dbRestoreOptions, name, 
 			}
 		}
 		if !found {
-			return refusedError{fmt.Errorf("snapshot %s holds no physical backup of %s", sn.ID.Str(), name)}
+			return refusedError{Err: fmt.Errorf("snapshot %s holds no physical backup of %s", sn.ID.Str(), name)}
 		}
 	}
 	arch, err := pitr.ReadArchive(ctx, r.Backend())
@@ -151,7 +151,7 @@ func runPITRRestore(ctx context.Context, g *globals, o *dbRestoreOptions, name, 
 	}
 	if err := pitr.PrepareDir(dir, o.force); err != nil {
 		if errors.Is(err, pitr.ErrNotEmpty) {
-			return refusedError{err}
+			return refusedError{Err: err}
 		}
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 	"time"
@@ -12,19 +11,12 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hoard-backup/hoard/config"
-	"github.com/hoard-backup/hoard/dump"
-	"github.com/hoard-backup/hoard/dump/postgres"
-	"github.com/hoard-backup/hoard/repo"
-	"github.com/hoard-backup/hoard/snapshot"
-	"github.com/hoard-backup/hoard/snapshot/restorer"
+	"github.com/hoard-backup/hoard/database"
 )
 
 // refusedError marks a restore that was refused: the target holds data
 // and --force was not given, or the snapshot holds another engine's dump.
-type refusedError struct{ err error }
-
-func (e refusedError) Error() string { return e.err.Error() }
-func (e refusedError) Unwrap() error { return e.err }
+type refusedError = database.RefusedError
 
 // errRestoreStopped tells the snapshot reader that the restore ended.
 var errRestoreStopped = errors.New("restore stopped")
@@ -81,10 +73,11 @@ func runDBRestore(ctx context.Context, g *globals, o *dbRestoreOptions, name, re
 		return err
 	}
 	if strings.Contains(into, "://") {
-		if e, err := config.EngineOf(into); err != nil {
+		if _, err := config.EngineOf(into); err != nil {
 			return usagef("--into: %v", err)
-		} else if e != engineOf(eng) {
-			return refusedError{fmt.Errorf("database %s is a %s database; --into names a %s one", d.Name, engineOf(eng), e)}
+		}
+		if err := database.CheckInto(eng, d.Name, into); err != nil {
+			return err
 		}
 	}
 	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true, read: true})
@@ -92,98 +85,23 @@ func runDBRestore(ctx context.Context, g *globals, o *dbRestoreOptions, name, re
 		return err
 	}
 	defer done()
-	sn, info, err := findDBSnapshot(ctx, r, d.Name, ref)
+	res, err := database.Restore(ctx, r, eng, d.Name, ref, database.RestoreOptions{Into: into, Force: o.force, Progress: g.restoreProgress})
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	size, err := loadDump(ctx, g, r, sn, info, eng, dump.Target{Into: into, Force: o.force})
-	if err != nil {
-		return err
-	}
-	target := restoreTarget(d, into, info.Database)
+	target := restoreTarget(d, into, res.Info.Database)
 	if g.json {
-		return printJSON(g.stdout, map[string]any{"snapshot": sn.ID.String(), "database": d.Name, "engine": info.Engine,
-			"into": target, "bytes": size, "duration_ns": time.Since(start).Nanoseconds()})
+		return printJSON(g.stdout, map[string]any{"snapshot": res.Snapshot.ID.String(), "database": d.Name, "engine": res.Info.Engine,
+			"into": target, "bytes": res.Bytes, "duration_ns": res.Duration.Nanoseconds()})
 	}
-	fmt.Fprintf(g.stdout, "restored database %s (%s, %s) from snapshot %s into %s in %s\n", d.Name, info.Engine, formatBytes(size),
-		sn.ID.Str(), target, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(g.stdout, "restored database %s (%s, %s) from snapshot %s into %s in %s\n", d.Name, res.Info.Engine, formatBytes(res.Bytes),
+		res.Snapshot.ID.Str(), target, res.Duration.Round(time.Millisecond))
 	return nil
 }
 
-// dbSnapshot finds the snapshot ref ("latest": the latest that holds the
-// database) and its record of database name.
-func findDBSnapshot(ctx context.Context, r *repo.Repository, name, ref string) (*snapshot.Snapshot, *snapshot.DatabaseInfo, error) {
-	var sn *snapshot.Snapshot
-	if strings.EqualFold(ref, "latest") {
-		sns, _, err := snapshot.List(ctx, r)
-		if err != nil {
-			return nil, nil, err
-		}
-		for i := len(sns) - 1; i >= 0 && sn == nil; i-- {
-			if sns[i].Source.Database(name) != nil {
-				sn = sns[i]
-			}
-		}
-		if sn == nil {
-			return nil, nil, fmt.Errorf("%w: no snapshot holds database %s", snapshot.ErrNotFound, name)
-		}
-	} else {
-		var err error
-		if sn, err = findSnapshot(ctx, r, ref); err != nil {
-			return nil, nil, err
-		}
-	}
-	info := sn.Source.Database(name)
-	if info == nil {
-		return nil, nil, fmt.Errorf("%w: snapshot %s holds no database %s", snapshot.ErrNotFound, sn.ID.Str(), name)
-	}
-	return sn, info, nil
-}
-
-// loadDump streams the dump info records from snapshot sn into the engine's
-// Restore, showing progress, and returns the dump's size.
-func loadDump(ctx context.Context, g *globals, r *repo.Repository, sn *snapshot.Snapshot, info *snapshot.DatabaseInfo,
-	eng dump.Engine, t dump.Target) (uint64, error) {
-	if info.Format == postgres.FormatBaseBackup {
-		return 0, refusedError{fmt.Errorf("snapshot %s holds a physical backup of %s: restore it into a data directory with --data-dir DIR and --to-time, --to-lsn, --to-name or --to-end (docs/pitr.md)", sn.ID.Str(), info.Name)}
-	}
-	engineName := engineOf(eng)
-	if info.Engine != engineName {
-		return 0, refusedError{fmt.Errorf("snapshot %s holds a %s dump of %s, which cannot be restored into a %s database", sn.ID.Str(), info.Engine, info.Name, engineName)}
-	}
-	n, err := restorer.FindNode(ctx, r, sn, info.Path)
-	if err != nil {
-		return 0, err
-	}
-	if n.Type != snapshot.TypeFile {
-		return 0, fmt.Errorf("snapshot %s: %s is a %s, not a dump", sn.ID.Str(), info.Path, n.Type)
-	}
-	t.Source = &dump.Info{Engine: info.Engine, Database: info.Database, Host: info.Host, ServerVersion: info.ServerVersion,
-		Tool: info.Tool, ToolVersion: info.ToolVersion, Options: info.Options, Format: info.Format, Details: info.Details}
-	pr, pw := io.Pipe()
-	dumped := make(chan error, 1)
-	cw := &progressWriter{w: pw}
-	go func() {
-		err := restorer.Dump(ctx, r, n, cw, 0)
-		pw.CloseWithError(err)
-		dumped <- err
-	}()
-	stopProgress := g.startProgress(bytesProgress(cw.n.Load, n.Size))
-	err = eng.Restore(ctx, pr, t)
-	pr.CloseWithError(errRestoreStopped)
-	derr := <-dumped
-	stopProgress()
-	if err != nil {
-		if errors.Is(err, dump.ErrNotEmpty) {
-			return 0, refusedError{err}
-		}
-		if derr != nil && !errors.Is(err, derr) && !errors.Is(derr, errRestoreStopped) {
-			return 0, fmt.Errorf("%w (reading the snapshot: %v)", err, derr)
-		}
-		return 0, err
-	}
-	return n.Size, nil
+// restoreProgress shows a dump's restore.
+func (g *globals) restoreProgress(done func() uint64, total uint64) func() {
+	return g.startProgress(bytesProgress(done, total))
 }
 
 // restoreTarget names the database a restore wrote into: --into's name or

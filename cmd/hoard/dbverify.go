@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/hoard-backup/hoard/dump"
+	"github.com/hoard-backup/hoard/config"
+	"github.com/hoard-backup/hoard/database"
 	"github.com/hoard-backup/hoard/dump/drill"
 )
 
@@ -22,20 +21,29 @@ func (e drillError) Error() string { return e.msg }
 
 func dbVerifyCommand(g *globals) *cli.Command {
 	stale := drill.StaleAfter
+	var all bool
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "restore drill: restore a database snapshot into a scratch database, check it and compare row counts",
-		ArgsUsage: "NAME [SNAPSHOT|latest]",
+		ArgsUsage: "NAME [SNAPSHOT|latest]   (or --latest-per-database)",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "leftovers-older-than", Value: stale, Destination: &stale,
 				Usage: "first drop scratch databases of earlier, killed drills older than this"},
+			&cli.BoolFlag{Name: "latest-per-database", Destination: &all,
+				Usage: "drill the latest snapshot of every database in the config file (and list the repository's others as skipped)"},
 		},
 		Action: func(c *cli.Context) error {
 			if stale < 0 {
 				return usagef("--leftovers-older-than must not be negative")
 			}
+			if all {
+				if c.NArg() > 0 {
+					return usagef("db verify --latest-per-database takes no arguments")
+				}
+				return runDBVerifyAll(c.Context, g, stale)
+			}
 			if c.NArg() < 1 || c.NArg() > 2 {
-				return usagef("db verify takes NAME [SNAPSHOT|latest]")
+				return usagef("db verify takes NAME [SNAPSHOT|latest], or --latest-per-database")
 			}
 			ref := "latest"
 			if c.NArg() == 2 {
@@ -46,25 +54,7 @@ func dbVerifyCommand(g *globals) *cli.Command {
 	}
 }
 
-// dbVerifyJSON is db verify's --json answer.
-type dbVerifyJSON struct {
-	Snapshot    string             `json:"snapshot"`
-	Database    string             `json:"database"`
-	Engine      string             `json:"engine"`
-	Scratch     string             `json:"scratch"`
-	Passed      bool               `json:"passed"`
-	Expected    string             `json:"expected"` // where the expected row counts come from: "live" (the database, counted now)
-	Checks      []dump.CheckResult `json:"checks"`
-	Tables      []drill.Table      `json:"tables"`
-	Failures    []string           `json:"failures,omitempty"`
-	Leftovers   []string           `json:"leftovers_dropped,omitempty"`
-	Bytes       uint64             `json:"bytes"`
-	RestoreNS   int64              `json:"restore_ns"`
-	CheckNS     int64              `json:"check_ns"`
-	ScratchGone bool               `json:"scratch_dropped"`
-}
-
-func runDBVerify(ctx context.Context, g *globals, name, ref string, stale time.Duration) (err error) {
+func runDBVerify(ctx context.Context, g *globals, name, ref string, stale time.Duration) error {
 	d, err := g.database(name)
 	if err != nil {
 		return err
@@ -73,26 +63,19 @@ func runDBVerify(ctx context.Context, g *globals, name, ref string, stale time.D
 	if err != nil {
 		return err
 	}
-	ck, ok := eng.(dump.Checker)
-	if !ok || d.Physical {
-		return usagef("database %s: a restore drill needs a logical dump (pg_dump, mariadb-dump or an SQLite copy)", d.Name)
+	if d.Physical {
+		return usagef("database %s: %v", d.Name, database.ErrNoDrill)
 	}
-	out := dbVerifyJSON{Database: d.Name, Engine: engineOf(eng)}
-	now := time.Now()
-	sqlite := out.Engine == dump.SQLite
+	if _, err := database.Checker(eng); err != nil {
+		return usagef("database %s: %v", d.Name, err)
+	}
 	// Leftovers of a drill that was killed.
-	if sqlite {
-		for _, f := range drill.StaleFiles(drill.TempDir(d.TempDir), now, stale) {
-			if err := ck.Drop(ctx, f); err != nil {
-				return fmt.Errorf("removing the leftover scratch file %s: %w", f, err)
-			}
-			out.Leftovers = append(out.Leftovers, f)
-		}
-	} else if out.Leftovers, err = drill.DropStale(ctx, ck, now, stale); err != nil {
-		return err
-	}
-	for _, l := range out.Leftovers {
+	left, err := database.DropLeftovers(ctx, eng, d.TempDir, stale)
+	for _, l := range left {
 		fmt.Fprintf(g.stderr, "hoard: dropped the leftover scratch database %s\n", l)
+	}
+	if err != nil {
+		return err
 	}
 
 	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true, read: true})
@@ -100,63 +83,101 @@ func runDBVerify(ctx context.Context, g *globals, name, ref string, stale time.D
 		return err
 	}
 	defer done()
-	sn, info, err := findDBSnapshot(ctx, r, d.Name, ref)
+	sn, _, err := database.Find(ctx, r, d.Name, ref)
 	if err != nil {
 		return err
 	}
-	out.Snapshot = sn.ID.String()
-	if out.Scratch, err = drill.ScratchName(d.Name, now); err != nil {
-		return err
-	}
-	if sqlite {
-		out.Scratch = filepath.Join(drill.TempDir(d.TempDir), out.Scratch+".sqlite")
-	}
-	defer func() {
-		// ctx may be cancelled (Ctrl-C): drop the scratch database anyway.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if derr := ck.Drop(dctx, out.Scratch); derr != nil {
-			err = errors.Join(err, fmt.Errorf("dropping the scratch database %s: %w", out.Scratch, derr))
-		}
-	}()
-
-	start := time.Now()
-	out.Bytes, err = loadDump(ctx, g, r, sn, info, eng, dump.Target{Into: out.Scratch})
-	if err != nil {
-		return fmt.Errorf("restore drill of %s, snapshot %s: restoring into %s: %w", d.Name, sn.ID.Str(), out.Scratch, err)
-	}
-	out.RestoreNS = time.Since(start).Nanoseconds()
-	start = time.Now()
-	if out.Checks, err = ck.Check(ctx, out.Scratch); err != nil {
-		return err
-	}
-	restored, err := ck.Tables(ctx, out.Scratch)
+	out, err := database.RunDrill(ctx, r, eng, d.Name, sn, database.DrillOptions{TempDir: d.TempDir, Progress: g.restoreProgress})
 	if err != nil {
 		return err
 	}
-	// No fingerprint is recorded at backup time yet: the restored counts
-	// are compared with the live database's, counted now.
-	out.Expected = "live"
-	expected, err := ck.Tables(ctx, "")
-	if err != nil {
-		return fmt.Errorf("counting the rows of the live database %s: %w", d.Name, err)
-	}
-	out.Tables = drill.Compare(expected, restored)
-	out.CheckNS = time.Since(start).Nanoseconds()
-	out.Failures = drill.Failures(out.Checks, out.Tables)
-	out.Passed = len(out.Failures) == 0
-	out.ScratchGone = true // by the deferred drop; an error there is returned
+	out.Leftovers = left
 	if g.json {
 		if err := printJSON(g.stdout, out); err != nil {
 			return err
 		}
 	} else if out.Passed {
-		fmt.Fprintf(g.stdout, "restore drill of %s (%s) from snapshot %s passed: %d checks, %d tables (row counts as the live database's), restore %s, checks %s\n",
-			d.Name, out.Engine, sn.ID.Str(), len(out.Checks), len(out.Tables),
-			time.Duration(out.RestoreNS).Round(time.Millisecond), time.Duration(out.CheckNS).Round(time.Millisecond))
+		printDrill(g, out)
 	}
 	if !out.Passed {
 		return drillError{fmt.Sprintf("restore drill of %s from snapshot %s failed:\n  %s", d.Name, sn.ID.Str(), strings.Join(out.Failures, "\n  "))}
 	}
 	return nil
+}
+
+// printDrill prints one drill's outcome as a line of text.
+func printDrill(g *globals, d *database.Drill) {
+	short := d.Snapshot
+	if len(short) > 8 {
+		short = short[:8]
+	}
+	switch {
+	case d.Skipped != "":
+		fmt.Fprintf(g.stdout, "restore drill of %s skipped: %s\n", d.Database, d.Skipped)
+	case d.Error != "":
+		fmt.Fprintf(g.stdout, "restore drill of %s (%s) from snapshot %s failed: %s\n", d.Database, d.Engine, short, d.Error)
+	case !d.Passed:
+		fmt.Fprintf(g.stdout, "restore drill of %s (%s) from snapshot %s failed:\n  %s\n", d.Database, d.Engine, short, strings.Join(d.Failures, "\n  "))
+	default:
+		fmt.Fprintf(g.stdout, "restore drill of %s (%s) from snapshot %s passed: %d checks, %d tables (row counts as the live database's), restore %s, checks %s\n",
+			d.Database, d.Engine, short, len(d.Checks), len(d.Tables),
+			time.Duration(d.RestoreNS).Round(time.Millisecond), time.Duration(d.CheckNS).Round(time.Millisecond))
+	}
+}
+
+// drillsFailed is the drillError of several drills, or nil if none failed.
+func drillsFailed(drills []*database.Drill) error {
+	var failed []string
+	for _, d := range drills {
+		if d.Failed() {
+			failed = append(failed, d.Database)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return drillError{fmt.Sprintf("restore drill failed for %s", strings.Join(failed, ", "))}
+}
+
+// drillTargets are the engines of the configured databases dbs. A
+// database whose engine cannot be built is drilled as a failure.
+func drillTargets(ctx context.Context, g *globals, dbs []*config.Database) []database.DrillTarget {
+	var targets []database.DrillTarget
+	for _, d := range dbs {
+		eng, err := g.engine(ctx, d)
+		targets = append(targets, database.DrillTarget{Name: d.Name, Engine: eng, TempDir: d.TempDir, Err: err})
+	}
+	return targets
+}
+
+// runDBVerifyAll drills the latest snapshot of every configured database.
+func runDBVerifyAll(ctx context.Context, g *globals, stale time.Duration) error {
+	cfg, err := g.needConfig()
+	if err != nil {
+		return err
+	}
+	var dbs []*config.Database
+	for _, n := range cfg.DatabaseNames() {
+		dbs = append(dbs, cfg.Databases[n])
+	}
+	targets := drillTargets(ctx, g, dbs)
+	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true, read: true})
+	if err != nil {
+		return err
+	}
+	defer done()
+	drills, err := database.DrillLatest(ctx, r, targets, stale, g.restoreProgress)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		if err := printJSON(g.stdout, map[string]any{"drills": drills}); err != nil {
+			return err
+		}
+	} else {
+		for _, d := range drills {
+			printDrill(g, d)
+		}
+	}
+	return drillsFailed(drills)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hoard-backup/hoard/config"
+	"github.com/hoard-backup/hoard/database"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/snapshot"
 	"github.com/hoard-backup/hoard/snapshot/spotcheck"
@@ -154,7 +155,7 @@ func findMediaSnapshot(ctx context.Context, g *globals, r *repo.Repository, m *c
 func spotCheck(ctx context.Context, g *globals, r *repo.Repository, sn *snapshot.Snapshot, m *config.Media, o spotcheck.Options) (*spotcheck.Report, error) {
 	var roots []spotcheck.Root
 	for _, p := range m.Paths {
-		roots = append(roots, spotcheck.Root{Snap: "media/" + m.Name + "/" + rootNameOf(p), Live: p})
+		roots = append(roots, spotcheck.Root{Snap: "media/" + m.Name + "/" + database.RootName(p), Live: p})
 	}
 	start := time.Now()
 	rep, err := spotcheck.Run(ctx, r, sn, roots, o)

@@ -192,7 +192,7 @@ func sourceLabel(sn *snapshot.Snapshot) string {
 			names = append(names, d.Name)
 		}
 		return strings.Join(names, ",")
-	case sn.Source.Kind == "run":
+	case sn.Source.Kind == snapshot.KindRun:
 		return "run"
 	case sn.Source.Filename != "":
 		return sn.Source.Filename

@@ -34,22 +34,6 @@ func fileParent(r *repo.Repository, sns []*snapshot.Snapshot, f snapshot.Filter,
 	return newest
 }
 
-// ownFirst returns the snapshots the key in use wrote, if there are any,
-// else all: a parent whose media trees' unchanged files are reused must be
-// one of them (archiver.Options.Parent).
-func ownFirst(r *repo.Repository, sns []*snapshot.Snapshot) []*snapshot.Snapshot {
-	var own []*snapshot.Snapshot
-	for _, sn := range sns {
-		if snapshot.Verify(r, sn) == crypto.TrustThisKey {
-			own = append(own, sn)
-		}
-	}
-	if len(own) == 0 {
-		return sns
-	}
-	return own
-}
-
 // streamParent is the parent of a backup of standard input or a command's
 // output: the newest snapshot of the host that stored a stream under the
 // same file name. Its content lets the archiver recognise the unchanged
@@ -58,38 +42,9 @@ func streamParent(sns []*snapshot.Snapshot, host, filename string) *snapshot.Sna
 	for i := len(sns) - 1; i >= 0; i-- {
 		sn := sns[i]
 		k := sn.Source.Kind
-		if sn.Host == host && (k == "stdin" || k == "command") && sn.Source.Filename == filename {
+		if sn.Host == host && (k == snapshot.KindStdin || k == snapshot.KindCommand) && sn.Source.Filename == filename {
 			return sn
 		}
 	}
 	return nil
-}
-
-// dbParent is the parent of a backup of databases (and media trees: paths):
-// among the host's snapshots of the same media paths, the newest of those
-// that hold the most of the databases. Without media paths, a snapshot
-// holding none of them is no parent.
-func dbParent(sns []*snapshot.Snapshot, host string, paths, dbs []string) *snapshot.Snapshot {
-	f := snapshot.Filter{Host: host, Paths: paths}
-	var best *snapshot.Snapshot
-	bestScore := 0
-	for i := len(sns) - 1; i >= 0; i-- {
-		sn := sns[i]
-		if !f.Match(sn) {
-			continue
-		}
-		score := 0
-		for _, name := range dbs {
-			if sn.Source.Database(name) != nil {
-				score++
-			}
-		}
-		if best == nil && len(paths) > 0 || score > bestScore {
-			best, bestScore = sn, score
-		}
-	}
-	if len(paths) == 0 && bestScore == 0 {
-		return nil
-	}
-	return best
 }

@@ -8,6 +8,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hoard-backup/hoard/config"
+	"github.com/hoard-backup/hoard/database"
+	"github.com/hoard-backup/hoard/dump/drill"
+	"github.com/hoard-backup/hoard/snapshot"
 )
 
 type runOptions struct {
@@ -52,7 +55,7 @@ func runRun(ctx context.Context, g *globals, o *runOptions) error {
 	if len(dbs) == 0 && len(media) == 0 {
 		return usagef("%s names no databases and no media trees", cfg.File)
 	}
-	sn, err := runItems(ctx, g, "run", dbs, media, o.tags.Value(), o.host)
+	sn, err := runItems(ctx, g, snapshot.KindRun, dbs, media, o.tags.Value(), o.host)
 	if err != nil {
 		return err // no snapshot: nothing is forgotten
 	}
@@ -64,18 +67,29 @@ func runRun(ctx context.Context, g *globals, o *runOptions) error {
 	}
 	extra := map[string]any{}
 	var failures []error
-	if spots, err := spotChecksAfterRun(ctx, g, sn, media); len(spots) > 0 || err != nil {
-		if len(spots) > 0 {
-			extra["spot_check"] = spots
-		}
-		if err != nil {
-			failures = append(failures, err)
-		}
+	drills, verifyErr := verifyAfterRun(ctx, g, sn, dbs)
+	if drills != nil {
+		extra["verify"] = drills
+	}
+	if verifyErr != nil {
+		failures = append(failures, verifyErr)
+	}
+	spots, spotErr := spotChecksAfterRun(ctx, g, sn, media)
+	if len(spots) > 0 {
+		extra["spot_check"] = spots
+	}
+	if spotErr != nil {
+		failures = append(failures, spotErr)
 	}
 	if !cfg.Retention.IsZero() {
-		if incomplete {
+		switch {
+		case incomplete:
 			g.log.Warn("the snapshot is incomplete, so [retention] was not applied", "snapshot", sn.ID.Str())
-		} else {
+		case verifyErr != nil || spotErr != nil:
+			// Forgetting older snapshots is not safe when the newest may
+			// not restore, or may not hold what the live data holds.
+			g.log.Warn("a restore drill or spot check of the snapshot failed, so [retention] was not applied", "snapshot", sn.ID.Str())
+		default:
 			ret, err := applyRetention(ctx, g, cfg.Retention)
 			for k, v := range ret {
 				extra[k] = v
@@ -103,4 +117,32 @@ func runRun(ctx context.Context, g *globals, o *runOptions) error {
 		return fmt.Errorf("snapshot %s saved, but %w", sn.ID.Str(), errors.Join(failures...))
 	}
 	return incompleteIf(sn)
+}
+
+// verifyAfterRun drills the dumps in sn of the databases whose
+// verify_after_run is set, and prints them (as text; JSON is printed with
+// the run). The error is a drillError if a drill failed.
+func verifyAfterRun(ctx context.Context, g *globals, sn *snapshot.Snapshot, dbs []*config.Database) ([]*database.Drill, error) {
+	var verify []*config.Database
+	for _, d := range dbs {
+		if d.VerifyAfterRun {
+			verify = append(verify, d)
+		}
+	}
+	if len(verify) == 0 {
+		return nil, nil
+	}
+	targets := drillTargets(ctx, g, verify)
+	ctx, r, done, err := g.openRepo(ctx, openOptions{lock: true, index: true, read: true})
+	if err != nil {
+		return nil, fmt.Errorf("restore drills: %w", err)
+	}
+	defer done()
+	drills := database.DrillSnapshot(ctx, r, sn, targets, drill.StaleAfter, g.restoreProgress)
+	if !g.json {
+		for _, d := range drills {
+			printDrill(g, d)
+		}
+	}
+	return drills, drillsFailed(drills)
 }

@@ -73,11 +73,11 @@ func runSnapshots(ctx context.Context, g *globals, f *snapshotFilter) error {
 	for _, sn := range sns {
 		src := strings.Join(sn.Paths, ",")
 		switch sn.Source.Kind {
-		case "stdin":
+		case snapshot.KindStdin:
 			src = "stdin:" + sn.Source.Filename
-		case "command":
+		case snapshot.KindCommand:
 			src = "command:" + strings.Join(sn.Source.Command, " ")
-		case "database", "run":
+		case snapshot.KindDatabase, snapshot.KindRun:
 			var names []string
 			for _, d := range sn.Source.Databases {
 				names = append(names, d.Name)

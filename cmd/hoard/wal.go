@@ -93,7 +93,7 @@ func runWALPush(ctx context.Context, g *globals, cluster, path string) error {
 	}
 	res, err := pitr.Push(ctx, r, cluster, path, host, time.Now)
 	if errors.Is(err, pitr.ErrConflict) {
-		return refusedError{err}
+		return refusedError{Err: err}
 	}
 	if err != nil {
 		return err

@@ -183,6 +183,9 @@ func (m *MySQL) command(tool string, c conn, args ...string) dump.Command {
 	return dump.Command{Path: tool, Args: args, Env: c.env(), Stderr: m.c.Stderr}
 }
 
+// Name is dump.MySQL.
+func (m *MySQL) Name() string { return dump.MySQL }
+
 // Format is "sql": the dump is SQL text.
 func (m *MySQL) Format() string { return "sql" }
 

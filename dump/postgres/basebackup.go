@@ -53,6 +53,9 @@ func (p *Postgres) BaseBackup(tool string, now func() time.Time) *BaseBackup {
 	return &BaseBackup{p: p, tool: tool, now: now}
 }
 
+// Name is dump.Postgres: a base backup is of a PostgreSQL cluster.
+func (b *BaseBackup) Name() string { return dump.Postgres }
+
 // Format is FormatBaseBackup.
 func (b *BaseBackup) Format() string { return FormatBaseBackup }
 

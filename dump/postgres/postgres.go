@@ -245,6 +245,9 @@ func (p *Postgres) Backup(ctx context.Context) (io.ReadCloser, dump.Info, error)
 	return s, info, nil
 }
 
+// Name is dump.Postgres.
+func (p *Postgres) Name() string { return dump.Postgres }
+
 // Format names the format the dump options ask for.
 func (p *Postgres) Format() string { return dumpFormat(p.c.DumpArgs) }
 

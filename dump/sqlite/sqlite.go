@@ -81,6 +81,9 @@ func New(c Config) (*SQLite, error) {
 	return &SQLite{c: c}, nil
 }
 
+// Name is dump.SQLite.
+func (s *SQLite) Name() string { return dump.SQLite }
+
 // Format is "sqlite": the dump is a database file.
 func (s *SQLite) Format() string { return "sqlite" }
 

@@ -84,7 +84,7 @@ func TestBackupItems(t *testing.T) {
 		{Name: "db/shop.sql", Open: opener(dump2, nil, &o2, &c2)},
 		{Name: "media/uploads/media", Path: media, Excludes: []string{"*.tmp"}},
 	}
-	meta := archiver.Meta{Host: "h", Paths: []string{media}, Source: snapshot.Source{Kind: "run"},
+	meta := archiver.Meta{Host: "h", Paths: []string{media}, Source: snapshot.Source{Kind: snapshot.KindRun},
 		Commit: func(sn *snapshot.Snapshot) error {
 			sn.Source.Databases = []snapshot.DatabaseInfo{{Name: "main", Engine: "postgres", Path: "/db/main.pgdump"}}
 			return nil

@@ -26,7 +26,7 @@ func TestParentTrust(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	meta := archiver.Meta{Host: "h", Source: snapshot.Source{Kind: "files"}}
+	meta := archiver.Meta{Host: "h", Source: snapshot.Source{Kind: snapshot.KindFiles}}
 	first, err := archiver.New(r, archiver.Options{}).BackupPaths(ctx, []string{dir}, meta)
 	if err != nil {
 		t.Fatal(err)

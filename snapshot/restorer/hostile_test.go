@@ -156,7 +156,7 @@ func (e *hostileEnv) snapshot(root id.ID) *snapshot.Snapshot {
 		e.t.Fatal(err)
 	}
 	sn := &snapshot.Snapshot{Time: time.Now(), Host: "hostile", Paths: []string{"/hostile"},
-		Source: snapshot.Source{Kind: "files"}, Tree: root, Program: "hostile_test"}
+		Source: snapshot.Source{Kind: snapshot.KindFiles}, Tree: root, Program: "hostile_test"}
 	if err := snapshot.Save(e.ctx, e.r, sn); err != nil {
 		e.t.Fatal(err)
 	}
