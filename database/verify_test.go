@@ -30,6 +30,7 @@ func noScratch(t *testing.T, dir string) {
 // drill of the same snapshot with its dump's blob damaged fails (it could
 // not restore) and leaves no scratch file either way.
 func TestDrillSQLite(t *testing.T) {
+	dumptest.Drills(t)
 	r, be := newRepo(t)
 	dir := t.TempDir()
 	_, main := newSQLite(t, dir, "main", 20000)
@@ -67,6 +68,7 @@ func TestDrillSQLite(t *testing.T) {
 // changed fails, a target no snapshot holds fails, and a database of the
 // repository that is not a target is skipped.
 func TestDrillLatest(t *testing.T) {
+	dumptest.Drills(t)
 	pgAdmin := dumptest.Postgres(t)
 	myAdmin := dumptest.MySQL(t)
 	r, _ := newRepo(t)

@@ -49,6 +49,7 @@ func writeTool(t *testing.T, dir, name, body string) string {
 // no scratch database is left either way, and a leftover of a killed drill
 // (a scratch database over an hour old) is dropped by the next drill.
 func TestE2EDBVerify(t *testing.T) {
+	dumptest.Drills(t)
 	pg := dumptest.Postgres(t)
 	my := dumptest.MySQL(t)
 	e := newEnv(t)
@@ -180,6 +181,7 @@ dump_command = %q
 // scratch database stays, named so that the next drill recognises it, and
 // the next drill drops it.
 func TestE2EDBVerifyKilled(t *testing.T) {
+	dumptest.Drills(t)
 	pg := dumptest.Postgres(t)
 	e := newEnv(t)
 	dir := t.TempDir()

@@ -40,6 +40,7 @@ type drillsResult struct {
 // fails the run with exit 19 after the snapshot is saved, and [retention]
 // is not applied then.
 func TestE2ERunVerifyAfterRun(t *testing.T) {
+	dumptest.Drills(t)
 	pg := dumptest.Postgres(t)
 	e := newEnv(t)
 	dir := t.TempDir()
@@ -125,6 +126,7 @@ keep_last = 1
 // live SQLite database it fails with exit 19 and names it, while the
 // others still pass; a database only the repository knows is skipped.
 func TestE2EDBVerifyLatestPerDatabase(t *testing.T) {
+	dumptest.Drills(t)
 	pg := dumptest.Postgres(t)
 	e := newEnv(t)
 	dir := t.TempDir()

@@ -17,7 +17,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -219,4 +221,23 @@ func mysqlCmd(u, db, sql string, timeout time.Duration) ([]byte, error) {
 		return errb.Bytes(), err
 	}
 	return out.Bytes(), nil
+}
+
+// Drills makes the tests that run restore drills take turns, across the
+// test processes of every package: such a test looks for scratch
+// databases on the whole server and drops leftovers by age, so it would
+// see, or drop, the scratch database of a drill that a test of another
+// package runs at the same time. The turn is an exclusive flock on a file
+// in the temporary folder, held until the test ends.
+func Drills(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "hoard-test-drills.lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
 }
