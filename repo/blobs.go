@@ -619,7 +619,7 @@ func (r *Repository) openBlob(ctx context.Context, a *crypto.AEAD, e pack.Entry,
 	if len(stored) >= crypto.Overhead {
 		scratch = stored[crypto.NonceSize:crypto.NonceSize]
 	}
-	out, inScratch, err := r.decodeBlob(ctx, a, e, stored, &scratch, &buf, depth, checkBase)
+	out, inScratch, err := r.decodeBlob(ctx, a, e, stored, &scratch, &buf, depth, checkBase, nil)
 	if err != nil || !inScratch {
 		return out, err
 	}
@@ -635,7 +635,7 @@ func (r *Repository) openBlob(ctx context.Context, a *crypto.AEAD, e pack.Entry,
 // the index; depth 1 refuses a delta (a base must be full); checkBase says
 // that e.Base is what the index names, which a delta's payload must match.
 // Errors are *BlobError wrapping ErrInvalidData (or ErrWriteOnly).
-func (r *Repository) decodeBlob(ctx context.Context, a *crypto.AEAD, e pack.Entry, stored []byte, scratch, plain *[]byte, depth int, checkBase bool) (out []byte, inScratch bool, err error) {
+func (r *Repository) decodeBlob(ctx context.Context, a *crypto.AEAD, e pack.Entry, stored []byte, scratch, plain *[]byte, depth int, checkBase bool, bases *baseWindow) (out []byte, inScratch bool, err error) {
 	t, bid, rawLength := e.Type, e.ID, e.RawLength
 	berr := func(err error) error { return &BlobError{Type: t, ID: bid, Err: err} }
 	payload, err := pack.OpenBlob((*scratch)[:0], a, bid, stored)
@@ -676,7 +676,13 @@ func (r *Repository) decodeBlob(ctx context.Context, a *crypto.AEAD, e pack.Entr
 		}
 		// The payload lives in *scratch, which a base's load (through
 		// other buffers) leaves alone.
-		basePlain, err := r.loadBase(ctx, base)
+		basePlain, ok, release := bases.base(ctx, base)
+		if release != nil {
+			defer release()
+		}
+		if !ok {
+			basePlain, err = r.loadBase(ctx, base)
+		}
 		if err != nil {
 			if errors.Is(err, ErrWriteOnly) {
 				return nil, false, err

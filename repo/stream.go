@@ -1,13 +1,16 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math/bits"
 	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/repo/crypto"
@@ -91,6 +94,9 @@ type segment struct {
 	loaded  chan struct{}
 	packErr error         // whole segments: the pack's own verification
 	packOK  chan struct{} // whole segments: packErr is set
+
+	bases  *baseWindow // the prefetched bases of this segment's deltas
+	isBase bool        // the blobs are those bases, not the caller's
 }
 
 // slot carries one blob from a decoding worker to the in-order consumer.
@@ -121,11 +127,34 @@ func (r *Repository) StreamBlobs(ctx context.Context, reads []BlobRead, o Stream
 		return ErrWriteOnly
 	}
 	o = o.withDefaults(r.be)
+	// The bases of delta blobs are read with them, batched: each window of
+	// reads is preceded by ranged reads of the packs holding its deltas'
+	// bases, decoded once into the window's bases (see prefetchBases).
+	all, segs := r.planReads(reads, o)
+	return r.stream(ctx, o, segs, func(s *segment, k int) pack.Entry {
+		b := all[k]
+		return pack.Entry{Type: b.Loc.Type, ID: b.ID, Offset: b.Loc.Offset, Length: b.Loc.Length, RawLength: b.Loc.RawLength, Base: b.Loc.Base}
+	}, func(s *slot) error {
+		if s.seg.isBase {
+			return nil // kept in the window's bases by decodeSlot
+		}
+		return fn(s.i, s.out, s.err)
+	}, func(k int, buf []byte) ([]byte, error) {
+		if k >= len(reads) {
+			return nil, ErrBlobNotFound // a base: its deltas load it themselves
+		}
+		return r.loadOther(ctx, reads[k].ID, reads[k].Loc, buf)
+	})
+}
+
+// segmentsOf merges reads[from:to] into ranged reads: neighbouring blobs
+// of one pack in one read.
+func segmentsOf(reads []BlobRead, from, to int, o StreamOptions) []*segment {
 	var segs []*segment
-	for i := 0; i < len(reads); {
+	for i := from; i < to; {
 		loc := reads[i].Loc
 		s := &segment{pack: loc.Pack, start: int64(loc.Offset), end: int64(loc.Offset) + int64(loc.Length), first: i, n: 1}
-		for j := i + 1; j < len(reads); j++ {
+		for j := i + 1; j < to; j++ {
 			// The next blobs join while they lie in the same pack near
 			// the range read so far, in any order: savers working in
 			// parallel store a stream's neighbouring chunks slightly out
@@ -151,14 +180,154 @@ func (r *Repository) StreamBlobs(ctx context.Context, reads []BlobRead, o Stream
 		segs = append(segs, s)
 		i += s.n
 	}
-	return r.stream(ctx, o, segs, func(s *segment, k int) pack.Entry {
-		b := reads[k]
-		return pack.Entry{Type: b.Loc.Type, ID: b.ID, Offset: b.Loc.Offset, Length: b.Loc.Length, RawLength: b.Loc.RawLength, Base: b.Loc.Base}
-	}, func(s *slot) error {
-		return fn(s.i, s.out, s.err)
-	}, func(k int, buf []byte) ([]byte, error) {
-		return r.loadOther(ctx, reads[k].ID, reads[k].Loc, buf)
-	})
+	return segs
+}
+
+// baseWindowBytes bounds the plaintext of the bases one window of reads
+// prefetches. At most a few windows are in flight (the read-ahead holds
+// a few segments), so this bounds the memory that bases take.
+const baseWindowBytes = 8 << 20
+
+// planReads splits reads into windows whose delta blobs need at most
+// baseWindowBytes of bases, and returns the reads with the bases appended
+// (indices from len(reads) on) and the segments: for each window, the
+// ranged reads of its bases (grouped by pack, in offset order) and then
+// its own. Before this, every delta's base was a separate read made by the
+// decoder that needed it, which made a restore of the last day of a delta
+// series half again as slow as that of a full dump.
+func (r *Repository) planReads(reads []BlobRead, o StreamOptions) ([]BlobRead, []*segment) {
+	hasDelta := false
+	for _, b := range reads {
+		if !b.Loc.Base.IsNull() {
+			hasDelta = true
+			break
+		}
+	}
+	if !hasDelta {
+		return reads, segmentsOf(reads, 0, len(reads), o)
+	}
+	all := reads[:len(reads):len(reads)]
+	var segs []*segment
+	start := 0
+	var win *baseWindow
+	var bases []BlobRead
+	var winBytes int
+	flush := func(end int) {
+		if start == end {
+			return
+		}
+		if len(bases) > 0 {
+			slices.SortFunc(bases, func(a, b BlobRead) int {
+				if c := bytes.Compare(a.Loc.Pack.ID[:], b.Loc.Pack.ID[:]); c != 0 {
+					return c
+				}
+				return int(a.Loc.Offset) - int(b.Loc.Offset)
+			})
+			first := len(all)
+			all = append(all, bases...)
+			bsegs := segmentsOf(all, first, len(all), o)
+			for _, s := range bsegs {
+				s.isBase, s.bases = true, win
+			}
+			segs = append(segs, bsegs...)
+		}
+		rsegs := segmentsOf(all, start, end, o)
+		if len(bases) > 0 {
+			for _, s := range rsegs {
+				s.bases = win
+			}
+		}
+		segs = append(segs, rsegs...)
+		start, win, bases, winBytes = end, nil, nil, 0
+	}
+	for i, b := range reads {
+		base := b.Loc.Base
+		if base.IsNull() {
+			continue
+		}
+		if p := win.lookup(base); p != nil {
+			p.refs.Add(1)
+			continue
+		}
+		// The base's first full copy; a base stored only as a delta is
+		// damage, which the delta's own load of it reports.
+		var loc index.Location
+		found := false
+		for _, l := range r.Locations(pack.DataBlob, base) {
+			if l.Base.IsNull() {
+				loc, found = l, true
+				break
+			}
+		}
+		if !found {
+			continue
+		}
+		if winBytes > 0 && winBytes+int(loc.RawLength) > baseWindowBytes {
+			flush(i)
+		}
+		if win == nil {
+			win = &baseWindow{m: map[id.ID]*prefetched{}}
+		}
+		p := &prefetched{ready: make(chan struct{})}
+		p.refs.Add(1)
+		win.m[base] = p
+		bases = append(bases, BlobRead{ID: base, Loc: loc})
+		winBytes += int(loc.RawLength)
+	}
+	flush(len(reads))
+	return all, segs
+}
+
+// baseWindow holds the bases prefetched for one window of reads: filled
+// by the decoders of the base segments, read by those of the deltas. The
+// map is complete before streaming starts; each entry is ready once.
+type baseWindow struct {
+	m map[id.ID]*prefetched
+}
+
+// prefetched is one base of a window: plain is nil when it could not be
+// read (its deltas then load it themselves, which reports the damage).
+type prefetched struct {
+	ready chan struct{}
+	plain []byte
+	refs  atomic.Int32 // deltas of the window that have not used it yet
+}
+
+func (w *baseWindow) lookup(bid id.ID) *prefetched {
+	if w == nil {
+		return nil
+	}
+	return w.m[bid]
+}
+
+// base waits for bid's prefetched plaintext; ok is false when the window
+// has none for it. release must be called once the plaintext is used.
+func (w *baseWindow) base(ctx context.Context, bid id.ID) (plain []byte, ok bool, release func()) {
+	p := w.lookup(bid)
+	if p == nil {
+		return nil, false, nil
+	}
+	select {
+	case <-ctx.Done():
+		return nil, false, nil
+	case <-p.ready:
+	}
+	release = func() {
+		if p.refs.Add(-1) == 0 {
+			p.plain = nil // the last delta of the window that needs it
+		}
+	}
+	return p.plain, p.plain != nil, release
+}
+
+// fill makes bid's plaintext (or its failure, nil) ready.
+func (w *baseWindow) fill(bid id.ID, plain []byte) {
+	p := w.lookup(bid)
+	if p == nil {
+		return
+	}
+	p.plain = plain // each base is read once per window
+	close(p.ready)
 }
 
 // BlobFailure is a blob that could not be decoded, and why.
@@ -621,9 +790,23 @@ func (r *Repository) decodeSlot(ctx context.Context, s *slot, blob func(*segment
 		s.err = berr(err)
 		return
 	}
+	if seg.isBase {
+		// A base for the window's deltas, into a buffer of its own (it
+		// outlives the slot); a base must be a full blob (depth 1).
+		var plain []byte
+		out, inScratch, err := r.decodeBlob(ctx, seg.aead, e, seg.data[lo:hi], &s.scratch, &plain, 1, true, nil)
+		if err == nil && inScratch {
+			out = append(make([]byte, 0, len(out)), out...)
+		}
+		if err != nil {
+			out = nil
+		}
+		seg.bases.fill(bid, out)
+		return
+	}
 	// A delta's base is loaded through the index and must be the one
 	// the index names.
-	out, _, err := r.decodeBlob(ctx, seg.aead, e, seg.data[lo:hi], &s.scratch, &s.plain, 0, true)
+	out, _, err := r.decodeBlob(ctx, seg.aead, e, seg.data[lo:hi], &s.scratch, &s.plain, 0, true, seg.bases)
 	if err != nil {
 		var be *BlobError
 		if errors.As(err, &be) && be.Pack.IsNull() {
