@@ -95,6 +95,8 @@ type segment struct {
 	packErr error         // whole segments: the pack's own verification
 	packOK  chan struct{} // whole segments: packErr is set
 
+	bufCap int64 // whole segments: the capacity of their buffers
+
 	bases  *baseWindow // the prefetched bases of this segment's deltas
 	isBase bool        // the blobs are those bases, not the caller's
 }
@@ -422,6 +424,24 @@ func (r *Repository) stream(ctx context.Context, o StreamOptions, segs []*segmen
 	defer wg.Wait()
 	defer cancel() // runs before wg.Wait
 
+	var largest int64
+	whole := false
+	for _, s := range segs {
+		largest = max(largest, s.end-s.start)
+		whole = whole || s.whole
+	}
+	bufs := &segBufs{limit: int64(o.ReadAhead) + largest}
+	if whole {
+		// Every buffer of a whole-pack stream fits the largest pack and
+		// counts as that against the read-ahead, so that two packs'
+		// buffers serve the whole check: none is dropped because it is a
+		// little too small for the next pack, and no third is kept
+		// (check --read-data peaked at 108 MiB with three).
+		for _, s := range segs {
+			s.bufCap = largest
+		}
+		bufs.limit = max(int64(o.ReadAhead), largest)
+	}
 	budget := newByteBudget(int64(o.ReadAhead))
 	loadCh := make(chan *segment)
 	for _, s := range segs {
@@ -447,11 +467,6 @@ func (r *Repository) stream(ctx context.Context, o StreamOptions, segs []*segmen
 			}
 		}
 	}()
-	var largest int64
-	for _, s := range segs {
-		largest = max(largest, s.end-s.start)
-	}
-	bufs := &segBufs{limit: int64(o.ReadAhead) + largest}
 	for range o.Loads {
 		wg.Add(1)
 		go func() {
@@ -614,7 +629,7 @@ func (r *Repository) releaseSegment(s *segment, b *byteBudget, bufs *segBufs) {
 // dump's CPU time).
 func (s *segment) cost() int64 {
 	if s.whole {
-		return s.end - s.start
+		return max(s.end-s.start, s.bufCap)
 	}
 	return max(s.end-s.start, maxReadSize)
 }
@@ -631,7 +646,8 @@ type segBufs struct {
 	limit int64
 }
 
-// get returns a buffer of length n, reused when one is large enough.
+// get returns a buffer of length n, reused when one is large enough; a
+// new one has capacity minCap if that holds n.
 func (p *segBufs) get(n, minCap int) *[]byte {
 	p.mu.Lock()
 	best := -1
@@ -653,11 +669,15 @@ func (p *segBufs) get(n, minCap int) *[]byte {
 	// Sizes are rounded up to an eighth of their power of two, so that a
 	// kept buffer fits the next read of about the same size (packs differ
 	// by a few blobs) instead of being replaced by a new one.
-	round := 64 << 10
-	if n > 8*round {
-		round = 1 << (bits.Len(uint(n)) - 3)
+	c := minCap
+	if n > c {
+		round := 64 << 10
+		if n > 8*round {
+			round = 1 << (bits.Len(uint(n)) - 3)
+		}
+		c = (n + round - 1) / round * round
 	}
-	b := make([]byte, n, max((n+round-1)/round*round, minCap))
+	b := make([]byte, n, c)
 	p.inUse += int64(cap(b))
 	// Kept buffers too small for this read make room for it.
 	for p.bytes+p.inUse > p.limit && len(p.free) > 0 {
