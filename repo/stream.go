@@ -268,7 +268,7 @@ func (r *Repository) planReads(reads []BlobRead, o StreamOptions) ([]BlobRead, [
 			flush(i)
 		}
 		if win == nil {
-			win = &baseWindow{m: map[id.ID]*prefetched{}}
+			win = &baseWindow{m: map[id.ID]*prefetched{}, dictOnly: true}
 		}
 		p := &prefetched{ready: make(chan struct{})}
 		p.refs.Add(1)
@@ -285,6 +285,9 @@ func (r *Repository) planReads(reads []BlobRead, o StreamOptions) ([]BlobRead, [
 // map is complete before streaming starts; each entry is ready once.
 type baseWindow struct {
 	m map[id.ID]*prefetched
+	// dictOnly: the bases serve only as dictionaries of deltas that are
+	// themselves verified, so their own IDs are not recomputed.
+	dictOnly bool
 }
 
 // prefetched is one base of a window: plain is nil when it could not be
@@ -813,8 +816,8 @@ func (r *Repository) decodeSlot(ctx context.Context, s *slot, blob func(*segment
 	if seg.isBase {
 		// A base for the window's deltas, into a buffer of its own (it
 		// outlives the slot); a base must be a full blob (depth 1).
-		var plain []byte
-		out, inScratch, err := r.decodeBlob(ctx, seg.aead, e, seg.data[lo:hi], &s.scratch, &plain, 1, true, nil)
+		plain := make([]byte, 0, int(e.RawLength)+zstdSlack)
+		out, inScratch, err := r.decodeBlob(ctx, seg.aead, e, seg.data[lo:hi], &s.scratch, &plain, 1, true, seg.bases)
 		if err == nil && inScratch {
 			out = append(make([]byte, 0, len(out)), out...)
 		}
