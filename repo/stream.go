@@ -792,6 +792,15 @@ func (r *Repository) decodeSlot(ctx context.Context, s *slot, blob func(*segment
 	t, bid, off, length, rawLength := e.Type, e.ID, int64(e.Offset), e.Length, e.RawLength
 	berr := func(err error) error { return &BlobError{Type: t, ID: bid, Pack: seg.pack.ID, Err: err} }
 	s.out = nil
+	if seg.isBase {
+		// Every base is made ready, read or not, so that no delta waits
+		// for it forever: a base that failed is loaded by its deltas.
+		defer func() {
+			if s.err != nil {
+				seg.bases.fill(bid, nil)
+			}
+		}()
+	}
 	switch {
 	case seg.keyErr != nil:
 		if errors.Is(seg.keyErr, ErrWriteOnly) {
@@ -825,6 +834,7 @@ func (r *Repository) decodeSlot(ctx context.Context, s *slot, blob func(*segment
 			out = nil
 		}
 		seg.bases.fill(bid, out)
+		s.err = nil
 		return
 	}
 	// A delta's base is loaded through the index and must be the one
