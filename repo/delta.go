@@ -177,7 +177,7 @@ func (r *Repository) decodeDelta(frame, base []byte, rawLength uint32, buf []byt
 		return nil, err
 	}
 	if cap(buf) < int(rawLength) {
-		buf = make([]byte, 0, rawLength)
+		buf = make([]byte, 0, int(rawLength)+zstdSlack)
 	}
 	// The frame must declare its size, and that must be rawLength: nothing
 	// larger is allocated for a hostile frame.

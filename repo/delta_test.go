@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/hoard-backup/hoard/backends"
 	"github.com/hoard-backup/hoard/backends/mem"
@@ -313,5 +314,79 @@ func TestDeltaSmallChunks(t *testing.T) {
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("%d bytes: %v", n, err)
 		}
+	}
+}
+
+// TestStreamDeltaWrongBase: a writer stored a full blob under a base's ID
+// with other content (its seal is valid, its ID is not), and a delta
+// against the true base. StreamBlobs prefetches that base and, using it
+// only as a dictionary, does not hash it; the delta's own ID must then
+// catch the wrong plaintext: an error, never wrong bytes.
+func TestStreamDeltaWrongBase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, be := newRepo(t)
+	truth := textChunk(100<<10, 1)
+	bid := r.BlobID(truth)
+	if _, err := r.SaveBlobWithID(ctx, pack.DataBlob, bid, textChunk(100<<10, 9)); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, r)
+	r.SetBaseSource(mapSource{bid: truth})
+	want := textChunk(100<<10, 2)
+	delta := saveData(t, r, want, bid)
+	flush(t, r)
+	if dl := r.Index().Lookup(pack.DataBlob, delta.ID)[0]; dl.Base != bid {
+		t.Fatal("the blob was not stored as a delta")
+	}
+
+	r2 := reopen(t, be, passphrase)
+	reads := []repo.BlobRead{{ID: delta.ID, Loc: r2.Index().Lookup(pack.DataBlob, delta.ID)[0]}}
+	calls := 0
+	err := r2.StreamBlobs(ctx, reads, repo.StreamOptions{}, func(i int, plain []byte, err error) error {
+		calls++
+		if err == nil {
+			t.Errorf("delta against a wrong base read without error (%d bytes, equal to the original: %v)", len(plain), bytes.Equal(plain, want))
+		} else if !errors.Is(err, repo.ErrInvalidData) {
+			t.Errorf("error %v, want ErrInvalidData", err)
+		}
+		return nil
+	})
+	if err != nil || calls != 1 {
+		t.Fatalf("StreamBlobs: %v, %d calls", err, calls)
+	}
+}
+
+// TestStreamDeltaBaseMissing: when the pack of a delta's base is gone, the
+// prefetch of the base fails, and the delta must still be reported (as
+// damage naming the base) rather than wait for its base forever.
+func TestStreamDeltaBaseMissing(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, be := newRepo(t)
+	base := saveData(t, r, textChunk(100<<10, 1), id.ID{})
+	flush(t, r)
+	delta := saveData(t, r, textChunk(100<<10, 2), base.ID)
+	flush(t, r)
+	loc := r.Index().Lookup(pack.DataBlob, base.ID)[0]
+	if err := be.Remove(ctx, backends.Handle{Type: backends.PackFile, Name: loc.Pack.ID.String()}); err != nil {
+		t.Fatal(err)
+	}
+	r2 := reopen(t, be, passphrase)
+	reads := []repo.BlobRead{{ID: delta.ID, Loc: r2.Index().Lookup(pack.DataBlob, delta.ID)[0]}}
+	var got error
+	err := r2.StreamBlobs(ctx, reads, repo.StreamOptions{}, func(i int, plain []byte, err error) error {
+		got = err
+		return nil
+	})
+	if ctx.Err() != nil {
+		t.Fatal("the delta waited for its base until the deadline")
+	}
+	if err != nil {
+		t.Fatalf("StreamBlobs: %v", err)
+	}
+	if !errors.Is(got, repo.ErrInvalidData) || !bytes.Contains([]byte(got.Error()), []byte(base.ID.Str())) {
+		t.Fatalf("delta with a missing base: %v; want ErrInvalidData naming the base", got)
 	}
 }

@@ -70,6 +70,12 @@ func TestParallelRestoreManySmallFewLarge(t *testing.T) {
 		}
 		write(rel, data, fs.FileMode(0o600|(i%3)*0o040))
 	}
+	// Modes a file cannot be created with (bits the umask of 022 clears,
+	// special bits), which the restorer sets afterwards.
+	write("modes/world.txt", random(3000), 0o666)
+	write("modes/setgid.bin", random(3000), fs.ModeSetgid|0o755)
+	write("modes/sticky.bin", random(3000), fs.ModeSticky|0o644)
+	write("modes/none.bin", random(3000), 0)
 	write("big/random.bin", random(5<<20+12345), 0o640)
 	text := bytes.Repeat([]byte("INSERT INTO t VALUES (42, 'some text that compresses');\n"), 120000)
 	write("big/text.sql", text, 0o644)

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
@@ -94,6 +95,14 @@ type restorer struct {
 	stats    Stats
 	root0    bool // running as root: restore owners too
 
+	// What a new file gets without being told, so that files needing
+	// nothing more are created with their mode and not chowned (two
+	// system calls of the seven a small file took).
+	euid, egid int
+	umask      fs.FileMode
+	umaskKnown bool
+	setgidDirs map[string]bool // directories whose files take the directory's group
+
 	// Hard links: the first file of each link group restored, and the
 	// other members, linked to it once the files are written.
 	linkFirst map[linkKey]*fileJob
@@ -123,8 +132,9 @@ type fileJob struct {
 	remaining atomic.Int64
 
 	mu      sync.Mutex
-	f       *os.File
+	f       outFile
 	created bool
+	modeSet bool // created with its final mode
 	sparse  bool // a blob of zeroes was skipped: the size must be set at the end
 	err     error
 	settled bool // finished: complete with metadata, or removed
@@ -135,6 +145,16 @@ func (j *fileJob) rel() string {
 		return j.name
 	}
 	return j.dir + "/" + j.name
+}
+
+// outFile is a file being written: an *os.File, or on Linux a bare
+// descriptor (rawFile) that also sets its times.
+type outFile interface {
+	WriteAt(b []byte, off int64) (int, error)
+	Truncate(size int64) error
+	Chown(uid, gid int) error
+	Chmod(mode fs.FileMode) error
+	Close() error
 }
 
 // blobRef is one use of a blob: it goes into file at offset.
@@ -167,8 +187,12 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, tar
 		return Stats{}, fmt.Errorf("restore: %w", err)
 	}
 	rs := &restorer{r: r, o: o, root: root, dirs: map[string]*os.Root{"": root}, dirFiles: map[string]*os.File{}, root0: os.Geteuid() == 0,
-		linkFirst: map[linkKey]*fileJob{}}
+		linkFirst: map[linkKey]*fileJob{}, euid: os.Geteuid(), egid: os.Getegid(), setgidDirs: map[string]bool{}}
 	defer rs.closeDirs()
+	rs.umask, rs.umaskKnown = processUmask()
+	if fi, err := os.Stat(target); err != nil || fi.Mode()&fs.ModeSetgid != 0 {
+		rs.setgidDirs[""] = true
+	}
 
 	if err := rs.walk(ctx, sn.Tree, "", false); err != nil {
 		rs.abort()
@@ -296,6 +320,7 @@ func (rs *restorer) dirLocked(rel string) (*os.Root, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%s exists and is not a directory", rel)
 	}
+	rs.setgidDirs[rel] = fi.Mode()&fs.ModeSetgid != 0
 	d, err := parent.OpenRoot(name)
 	if err != nil {
 		return nil, err
@@ -636,9 +661,16 @@ func (rs *restorer) create(j *fileJob) error {
 	}
 	j.created = true
 	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW
-	open := func() (*os.File, error) { return d.OpenFile(j.name, flags, 0o600) }
+	open := func() (outFile, error) { return d.OpenFile(j.name, flags, 0o600) }
 	if df := rs.dirFile(j.dir); df != nil && snapshot.ValidName(j.name) {
-		open = func() (*os.File, error) { return openNewAt(df, j.name) }
+		// Created with its final mode when the umask leaves that whole
+		// (no chmod at the end); the file's directory is still private
+		// (0700) until the restore ends, as with 0600.
+		perm := fs.FileMode(0o600)
+		if m := j.node.Mode; m&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) == 0 && rs.umaskKnown && m.Perm()&rs.umask == 0 {
+			perm, j.modeSet = m.Perm(), true
+		}
+		open = func() (outFile, error) { return openNewAt(df, j.name, perm) }
 	}
 	f, err := open()
 	if errors.Is(err, fs.ErrExist) {
@@ -669,11 +701,17 @@ func (rs *restorer) done(j *fileJob) error {
 		// Skipped zeroes at the end still count towards the size.
 		j.err = j.f.Truncate(int64(j.node.Size))
 	}
+	timesSet := false
 	if j.err == nil {
-		if rs.root0 {
+		if rs.root0 && (int(j.node.UID) != rs.euid || int(j.node.GID) != rs.egid || rs.setgidDirs[j.dir]) {
 			_ = j.f.Chown(int(j.node.UID), int(j.node.GID))
 		}
-		_ = j.f.Chmod(j.node.Mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
+		if !j.modeSet {
+			_ = j.f.Chmod(j.node.Mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
+		}
+		if ts, ok := j.f.(interface{ SetTimes(time.Time) error }); ok {
+			timesSet = ts.SetTimes(j.node.ModTime) == nil
+		}
 	}
 	if j.f != nil {
 		if err := j.f.Close(); err != nil && j.err == nil {
@@ -692,7 +730,9 @@ func (rs *restorer) done(j *fileJob) error {
 	if err != nil {
 		return rs.fail("/"+j.rel(), err)
 	}
-	if df := rs.dirFile(j.dir); df != nil && snapshot.ValidName(j.name) {
+	if timesSet {
+		// Set through the descriptor before it was closed.
+	} else if df := rs.dirFile(j.dir); df != nil && snapshot.ValidName(j.name) {
 		_ = chtimesAt(df, j.name, j.node.ModTime)
 	} else if d, derr := rs.dir(j.dir); derr == nil {
 		_ = d.Chtimes(j.name, j.node.ModTime, j.node.ModTime)
