@@ -178,6 +178,9 @@ func (r *Repository) savePayload(ctx context.Context, t pack.BlobType, bid id.ID
 	return res, r.uploadPack(ctx, w)
 }
 
+// compressWindow is the window of the encoder of full blobs.
+const compressWindow = 1 << 20
+
 // compress returns the payload of a blob, a compression byte and the body,
 // in a buffer from r.payloads that the caller puts back.
 func (r *Repository) compress(plaintext []byte) *[]byte {
@@ -224,7 +227,13 @@ func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
 		}
 	}
 	var buf []byte
-	if bp := r.packBufs.get(); bp != nil {
+	if t == pack.TreeBlob {
+		// Tree packs close at a quarter of the pack size. They are few,
+		// and the last one is open while the last data pack is, at the
+		// end of a backup: a data pack's buffer would add 13 MiB to the
+		// peak there.
+		buf = make([]byte, 0, r.cfg.PackSize/4+1<<20)
+	} else if bp := r.packBufs.get(); bp != nil {
 		buf = *bp
 	} else {
 		// A pack closes once past its target size; the blob that takes it
@@ -287,8 +296,10 @@ func (r *Repository) storePack(ctx context.Context, data []byte, h pack.Header) 
 	n := len(r.unindexed)
 	r.mu.Unlock()
 	r.log.Debug("pack saved", "pack", name.Str(), "blobs", len(h.Entries), "bytes", len(data))
-	data = data[:0]
-	r.packBufs.put(&data)
+	if h.Kind == pack.DataBlob {
+		data = data[:0]
+		r.packBufs.put(&data)
+	}
 	if n >= 256 {
 		return r.writeIndex(ctx)
 	}
