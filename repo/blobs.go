@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hoard-backup/hoard/backends"
@@ -189,7 +190,7 @@ func (r *Repository) compress(plaintext []byte) *[]byte {
 		bp = new([]byte)
 	}
 	out := (*bp)[:0]
-	if r.cfg.Compression == "zstd" && len(plaintext) > 64 {
+	if r.cfg.Compression == "zstd" && len(plaintext) > 64 && !incompressible(r.zenc, plaintext, out) {
 		out = append(out, pack.CompressionZstd)
 		out = r.zenc.EncodeAll(plaintext, out)
 		if len(out) < len(plaintext)+1 {
@@ -201,6 +202,49 @@ func (r *Repository) compress(plaintext []byte) *[]byte {
 	out = append(out, plaintext...)
 	*bp = out
 	return bp
+}
+
+// Sampling for incompressible chunks: a chunk of at least sampleMin bytes
+// is first tried on samplePieces pieces of a 256th of its length each (at
+// least samplePiece bytes), spread from its start to its end. JPEG, video
+// and already compressed archives spend a whole zstd pass to come out no
+// smaller (the encoder's fast path for incompressible data still looks for
+// matches every few bytes: about as long as the blob ID's HMAC-SHA256,
+// BenchmarkSaveBlob); the sample costs a 32nd of it. A chunk whose sample
+// shrinks by less than a 32nd is stored uncompressed (compression 0,
+// FORMAT.md 6.2); one that has saved a 16th before its end is compressed
+// without more pieces being tried. btrfs decides from a sample of each extent too, by byte
+// statistics; compressing the sample with the same encoder also counts
+// repeated strings. The pieces are not a power of two apart, so that data
+// made of blocks of such a size (small files in an archive) is not sampled
+// in only one kind of block.
+const (
+	sampleMin    = 16 << 10
+	samplePieces = 8
+	samplePiece  = 512
+)
+
+// incompressible tells whether p looks incompressible from a sample, by
+// compressing pieces of it with enc into scratch's space (its contents are
+// overwritten; it grows if it must).
+func incompressible(enc *zstd.Encoder, p []byte, scratch []byte) bool {
+	if len(p) < sampleMin {
+		return false
+	}
+	piece := max(len(p)/256, samplePiece)
+	sample := piece * samplePieces
+	saved := 0
+	for k := range samplePieces {
+		at := (len(p) - piece) * k / (samplePieces - 1)
+		scratch = enc.EncodeAll(p[at:at+piece], scratch[:0])
+		saved += piece - len(scratch)
+		if saved*16 >= sample {
+			// Compressible for sure: no need to look further, which
+			// makes the sample of text cost one piece, a 256th.
+			return false
+		}
+	}
+	return saved*32 < sample
 }
 
 func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
