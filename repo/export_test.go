@@ -1,7 +1,5 @@
 package repo
 
-import "github.com/hoard-backup/hoard/repo/pack"
-
 // Incompressible is the sampling test compress runs on r's encoder.
 func Incompressible(r *Repository, p []byte) bool { return incompressible(r.zenc, p, nil) }
 
@@ -11,5 +9,3 @@ func PayloadCompression(r *Repository, p []byte) byte {
 	defer r.payloads.put(bp)
 	return (*bp)[0]
 }
-
-var _ = pack.CompressionNone
