@@ -293,12 +293,17 @@ func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
 // upload's error is returned by a later SaveBlob or by Flush.
 func (r *Repository) uploadPack(ctx context.Context, w *pack.Writer) error {
 	data, h := w.Finish(r.keys.Meta)
-	r.packers[w.Kind].closed()
+	// The pack counts as open until its upload has a slot: a saver that
+	// opened the next data pack meanwhile would hold a fourth pack buffer
+	// (one open, one waiting, two being stored: 68 MiB, the peak of a
+	// backup of 1 GB of media before this).
 	select {
 	case <-ctx.Done():
+		r.packers[w.Kind].closed()
 		return ctx.Err()
 	case r.uploadSem <- struct{}{}:
 	}
+	r.packers[w.Kind].closed()
 	r.uploads.Add(1)
 	// An upload once started finishes (Flush waits for it), so it does not
 	// end with the context of whichever worker happened to fill the pack.
