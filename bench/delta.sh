@@ -69,6 +69,7 @@ timed() {
 size() { du -sb "$1" | cut -f1; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 rows=()
 for d in $(seq 1 "$DAYS"); do
 	log "day $d: generating"
@@ -128,13 +129,14 @@ printf '[media.uploads]\npaths = ["%s"]\n' "$WORK/media" >"$WORK/hoard.toml"
 "$WORK/bin/hoard-base" -r "$WORK/m2" --json backup "$WORK/media" >"$WORK/log/media-base.json" 2>/dev/null
 "$WORK/bin/hoard-base" -r "$WORK/m3" init --s2k iterated --chunk-profile large >/dev/null 2>&1
 "$WORK/bin/hoard-base" -r "$WORK/m3" --json backup "$WORK/media" >"$WORK/log/media-base-large.json" 2>/dev/null
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 tm() { awk '{ printf "%s s (%.2f), %d MiB", $1, $3 + $4, $2 / 1024 }' "$WORK/log/$1.time"; }
 perg() { awk -v n="$1" -v b="$media_bytes" 'BEGIN { printf "%.0f", n / (b / 1073741824) }'; }
 
 {
 	echo "# Delta blobs on a daily dump series: hoard vs the hoard of $BASE_REF vs restic"
 	echo
-	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, shared with other sessions (times are noisy); $restic_version;"
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, shared with other sessions (times are noisy; load average $load_start at the start, $load_end at the end); $restic_version;"
 	echo "series: bench/series.go, ${SIZE_MB} MiB on day 1, $DAYS days; repositories and data on a tmpfs."
 	echo "hoard: this tree (format version 2, delta blobs); base: hoard at $BASE_REF (no deltas); both \`init --s2k iterated\` (dump profile, ~128 KiB chunks)."
 	echo "Added = growth of the repository folder (du -sb). Floor = \`zstd -1 --long=29 --patch-from=yesterday today\`; zstd -1 = the whole day compressed."

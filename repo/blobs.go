@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hoard-backup/hoard/backends"
@@ -178,6 +179,9 @@ func (r *Repository) savePayload(ctx context.Context, t pack.BlobType, bid id.ID
 	return res, r.uploadPack(ctx, w)
 }
 
+// compressWindow is the window of the encoder of full blobs.
+const compressWindow = 1 << 20
+
 // compress returns the payload of a blob, a compression byte and the body,
 // in a buffer from r.payloads that the caller puts back.
 func (r *Repository) compress(plaintext []byte) *[]byte {
@@ -186,7 +190,7 @@ func (r *Repository) compress(plaintext []byte) *[]byte {
 		bp = new([]byte)
 	}
 	out := (*bp)[:0]
-	if r.cfg.Compression == "zstd" && len(plaintext) > 64 {
+	if r.cfg.Compression == "zstd" && len(plaintext) > 64 && !incompressible(r.zenc, plaintext, out) {
 		out = append(out, pack.CompressionZstd)
 		out = r.zenc.EncodeAll(plaintext, out)
 		if len(out) < len(plaintext)+1 {
@@ -198,6 +202,49 @@ func (r *Repository) compress(plaintext []byte) *[]byte {
 	out = append(out, plaintext...)
 	*bp = out
 	return bp
+}
+
+// Sampling for incompressible chunks: a chunk of at least sampleMin bytes
+// is first tried on samplePieces pieces of a 256th of its length each (at
+// least samplePiece bytes), spread from its start to its end. JPEG, video
+// and already compressed archives spend a whole zstd pass to come out no
+// smaller (the encoder's fast path for incompressible data still looks for
+// matches every few bytes: about as long as the blob ID's HMAC-SHA256,
+// BenchmarkSaveBlob); the sample costs a 32nd of it. A chunk whose sample
+// shrinks by less than a 32nd is stored uncompressed (compression 0,
+// FORMAT.md 6.2); one that has saved a 16th before its end is compressed
+// without more pieces being tried. btrfs decides from a sample of each extent too, by byte
+// statistics; compressing the sample with the same encoder also counts
+// repeated strings. The pieces are not a power of two apart, so that data
+// made of blocks of such a size (small files in an archive) is not sampled
+// in only one kind of block.
+const (
+	sampleMin    = 16 << 10
+	samplePieces = 8
+	samplePiece  = 512
+)
+
+// incompressible tells whether p looks incompressible from a sample, by
+// compressing pieces of it with enc into scratch's space (its contents are
+// overwritten; it grows if it must).
+func incompressible(enc *zstd.Encoder, p []byte, scratch []byte) bool {
+	if len(p) < sampleMin {
+		return false
+	}
+	piece := max(len(p)/256, samplePiece)
+	sample := piece * samplePieces
+	saved := 0
+	for k := range samplePieces {
+		at := (len(p) - piece) * k / (samplePieces - 1)
+		scratch = enc.EncodeAll(p[at:at+piece], scratch[:0])
+		saved += piece - len(scratch)
+		if saved*16 >= sample {
+			// Compressible for sure: no need to look further, which
+			// makes the sample of text cost one piece, a 256th.
+			return false
+		}
+	}
+	return saved*32 < sample
 }
 
 func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
@@ -224,7 +271,13 @@ func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
 		}
 	}
 	var buf []byte
-	if bp := r.packBufs.get(); bp != nil {
+	if t == pack.TreeBlob {
+		// Tree packs close at a quarter of the pack size. They are few,
+		// and the last one is open while the last data pack is, at the
+		// end of a backup: a data pack's buffer would add 13 MiB to the
+		// peak there.
+		buf = make([]byte, 0, r.cfg.PackSize/4+1<<20)
+	} else if bp := r.packBufs.get(); bp != nil {
 		buf = *bp
 	} else {
 		// A pack closes once past its target size; the blob that takes it
@@ -240,12 +293,17 @@ func (r *Repository) takePacker(t pack.BlobType) (*pack.Writer, error) {
 // upload's error is returned by a later SaveBlob or by Flush.
 func (r *Repository) uploadPack(ctx context.Context, w *pack.Writer) error {
 	data, h := w.Finish(r.keys.Meta)
-	r.packers[w.Kind].closed()
+	// The pack counts as open until its upload has a slot: a saver that
+	// opened the next data pack meanwhile would hold a fourth pack buffer
+	// (one open, one waiting, two being stored: 68 MiB, the peak of a
+	// backup of 1 GB of media before this).
 	select {
 	case <-ctx.Done():
+		r.packers[w.Kind].closed()
 		return ctx.Err()
 	case r.uploadSem <- struct{}{}:
 	}
+	r.packers[w.Kind].closed()
 	r.uploads.Add(1)
 	// An upload once started finishes (Flush waits for it), so it does not
 	// end with the context of whichever worker happened to fill the pack.
@@ -287,8 +345,10 @@ func (r *Repository) storePack(ctx context.Context, data []byte, h pack.Header) 
 	n := len(r.unindexed)
 	r.mu.Unlock()
 	r.log.Debug("pack saved", "pack", name.Str(), "blobs", len(h.Entries), "bytes", len(data))
-	data = data[:0]
-	r.packBufs.put(&data)
+	if h.Kind == pack.DataBlob {
+		data = data[:0]
+		r.packBufs.put(&data)
+	}
 	if n >= 256 {
 		return r.writeIndex(ctx)
 	}

@@ -119,8 +119,11 @@ func (c *deltaCodecs) encoder(size int) (*zstd.Encoder, int) {
 		return e, k
 	default:
 	}
+	// Low memory: the history buffer is the window plus one block, not
+	// twice the window (klauspost/compress keeps room to slide it, which
+	// EncodeAll of one chunk never needs). The output is the same.
 	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderCRC(false), zstd.WithWindowSize(deltaWindows[k]))
+		zstd.WithEncoderCRC(false), zstd.WithWindowSize(deltaWindows[k]), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		panic(err) // only on invalid options, which are constant here
 	}

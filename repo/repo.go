@@ -305,8 +305,12 @@ func newRepository(be backends.Backend, keys *crypto.Keys, keyName string, o Opt
 	// EncodeAll runs at most the encoder's concurrency at once: one per
 	// worker, or the workers would take turns compressing. No frame
 	// checksum: the seal and the keyed blob ID already cover the plaintext.
+	// Each encoder keeps a history of its window plus a block, so the
+	// window is what compression costs in memory: 1 MiB, the dump
+	// profile's largest chunk (zstd -1 itself uses 512 KiB), rather than
+	// the library's 8 MiB; larger chunks lose only matches over 1 MiB back.
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(max(o.Workers, 1)),
-		zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
+		zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false), zstd.WithWindowSize(compressWindow))
 	if err != nil {
 		panic(err) // only on invalid options, which are constant here
 	}
