@@ -36,6 +36,7 @@ func runItems(ctx context.Context, g *globals, kind string, dbs []*config.Databa
 			infos[i] = &snapshot.DatabaseInfo{Name: d.Name, Engine: info.Engine, Path: "/" + file, Format: info.Format,
 				Database: info.Database, Host: info.Host, ServerVersion: info.ServerVersion, Tool: info.Tool,
 				ToolVersion: info.ToolVersion, Options: info.Options, Details: info.Details}
+			rc, infos[i].Fingerprint = dump.Fingerprinted(rc, info)
 			return rc, nil
 		}})
 	}

@@ -53,7 +53,8 @@ type dbVerifyJSON struct {
 	Engine      string             `json:"engine"`
 	Scratch     string             `json:"scratch"`
 	Passed      bool               `json:"passed"`
-	Expected    string             `json:"expected"` // where the expected row counts come from: "live" (the database, counted now)
+	Expected    string             `json:"expected"` // where the expected row counts come from: "fingerprint" (recorded at backup time) or "live" (the database, counted now)
+	Notes       []string           `json:"notes,omitempty"`
 	Checks      []dump.CheckResult `json:"checks"`
 	Tables      []drill.Table      `json:"tables"`
 	Failures    []string           `json:"failures,omitempty"`
@@ -63,6 +64,9 @@ type dbVerifyJSON struct {
 	CheckNS     int64              `json:"check_ns"`
 	ScratchGone bool               `json:"scratch_dropped"`
 }
+
+// expectedFrom says where a drill's expected row counts came from.
+var expectedFrom = map[string]string{"fingerprint": "the fingerprint recorded at backup time", "live": "the live database's"}
 
 func runDBVerify(ctx context.Context, g *globals, name, ref string, stale time.Duration) (err error) {
 	d, err := g.database(name)
@@ -134,12 +138,18 @@ func runDBVerify(ctx context.Context, g *globals, name, ref string, stale time.D
 	if err != nil {
 		return err
 	}
-	// No fingerprint is recorded at backup time yet: the restored counts
-	// are compared with the live database's, counted now.
-	out.Expected = "live"
-	expected, err := ck.Tables(ctx, "")
-	if err != nil {
-		return fmt.Errorf("counting the rows of the live database %s: %w", d.Name, err)
+	// The fingerprint recorded at backup time says what the dump held;
+	// snapshots without one are compared with the live database, counted
+	// now (which may have changed since).
+	out.Expected = "fingerprint"
+	expected, ok := drill.Expected(info.Fingerprint, restored)
+	if !ok {
+		out.Expected = "live"
+		out.Notes = append(out.Notes, "no fingerprint recorded: row counts compared with the live database's")
+		fmt.Fprintf(g.stderr, "hoard: snapshot %s records no fingerprint of %s: comparing row counts with the live database\n", sn.ID.Str(), d.Name)
+		if expected, err = ck.Tables(ctx, ""); err != nil {
+			return fmt.Errorf("counting the rows of the live database %s: %w", d.Name, err)
+		}
 	}
 	out.Tables = drill.Compare(expected, restored)
 	out.CheckNS = time.Since(start).Nanoseconds()
@@ -151,12 +161,13 @@ func runDBVerify(ctx context.Context, g *globals, name, ref string, stale time.D
 			return err
 		}
 	} else if out.Passed {
-		fmt.Fprintf(g.stdout, "restore drill of %s (%s) from snapshot %s passed: %d checks, %d tables (row counts as the live database's), restore %s, checks %s\n",
-			d.Name, out.Engine, sn.ID.Str(), len(out.Checks), len(out.Tables),
+		fmt.Fprintf(g.stdout, "restore drill of %s (%s) from snapshot %s passed: %d checks, %d tables (row counts as %s), restore %s, checks %s\n",
+			d.Name, out.Engine, sn.ID.Str(), len(out.Checks), len(out.Tables), expectedFrom[out.Expected],
 			time.Duration(out.RestoreNS).Round(time.Millisecond), time.Duration(out.CheckNS).Round(time.Millisecond))
 	}
 	if !out.Passed {
-		return drillError{fmt.Sprintf("restore drill of %s from snapshot %s failed:\n  %s", d.Name, sn.ID.Str(), strings.Join(out.Failures, "\n  "))}
+		return drillError{fmt.Sprintf("restore drill of %s from snapshot %s failed (row counts expected as %s):\n  %s",
+			d.Name, sn.ID.Str(), expectedFrom[out.Expected], strings.Join(out.Failures, "\n  "))}
 	}
 	return nil
 }
