@@ -151,6 +151,13 @@ type sqlCounter struct {
 
 	copyPos  int // COPY: 0 at a line start, 1 after "\" at a line start, -1 mid-line
 	lastByte byte
+	worded   bool // the statement's first word has been checked
+
+	// The head and table of the last INSERT recognised: sqlite3 and
+	// pg_dump --inserts repeat the same one for every row.
+	lastHead  []byte
+	lastTable string
+	n         int64 // tuples of the current INSERT not yet added to rows
 }
 
 func newSQLCounter(d dialect) *sqlCounter {
@@ -271,7 +278,7 @@ func (c *sqlCounter) step(b byte) {
 			c.st, c.table = stLine, ""
 			return
 		}
-		c.st, c.depth, c.head = stHead, 0, c.head[:0]
+		c.st, c.depth, c.head, c.worded = stHead, 0, c.head[:0], false
 	}
 	// Comments.
 	if (b == '-' && c.lastByte == '-') || (b == '*' && c.lastByte == '/') {
@@ -345,12 +352,23 @@ func (c *sqlCounter) keep(b byte) {
 	c.head = append(c.head, b)
 	// Statements that are never counted are skipped once their first word
 	// is read.
-	if !isIdent(b) && len(c.head) > 1 && c.head[0] != ' ' {
-		w := firstWord(c.head)
-		if w != "" && w != "INSERT" && w != "REPLACE" && w != "COPY" && w != "CREATE" {
+	if !c.worded && !isIdent(b) && !(len(c.head) == 1 && (b == '-' || b == '/')) { // a comment may start
+		c.worded = true
+		if !counted(c.head[:len(c.head)-1]) {
 			c.st = stBody
 		}
 	}
+}
+
+// counted says whether a statement's first word starts one that may be
+// counted or name a table.
+func counted(w []byte) bool {
+	for _, k := range []string{"INSERT", "REPLACE", "COPY", "CREATE"} {
+		if len(w) == len(k) && strings.EqualFold(string(w), k) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *sqlCounter) trimHead(n int) {
@@ -359,31 +377,21 @@ func (c *sqlCounter) trimHead(n int) {
 	}
 }
 
-func firstWord(h []byte) string {
-	i := 0
-	for i < len(h) && isIdent(h[i]) {
-		i++
-	}
-	if i == len(h) || i == 0 {
-		return "?"
-	}
-	if i > 8 {
-		return "?"
-	}
-	return strings.ToUpper(string(h[:i]))
-}
-
 // open handles a top-level '(' in a statement's head: the first tuple of
 // an INSERT's VALUES (it returns true and counts it), an INSERT's column
 // list, or a CREATE TABLE's columns.
 func (c *sqlCounter) open() bool {
+	if c.lastHead != nil && bytes.Equal(c.head, c.lastHead) {
+		c.table, c.n, c.st, c.depth = c.lastTable, 1, stValues, 1
+		return true
+	}
 	t := tokens(c.head, c.d)
 	if name, rest, ok := c.insertInto(t); ok {
 		if len(rest) == 1 && rest[0].kw("VALUES") || len(rest) > 1 && rest[0].s == "(" && rest[len(rest)-1].kw("VALUES") {
-			c.table = name
-			c.add(name, 1)
+			c.add(name, 0)
 			if c.st != stBad {
-				c.st, c.depth = stValues, 1
+				c.table, c.n, c.st, c.depth = name, 1, stValues, 1
+				c.lastHead, c.lastTable = append(c.lastHead[:0], c.head...), name
 			}
 			return true
 		}
@@ -670,28 +678,40 @@ func (c *sqlCounter) keepQuotedBytes(p []byte) {
 // skipped.
 func (c *sqlCounter) values(p []byte) []byte {
 	for i := 0; i < len(p); i++ {
+		if c.depth > 0 {
+			// Inside a tuple only quotes and parentheses matter.
+			for i < len(p) && !valueSpecial[p[i]] {
+				i++
+			}
+			if i == len(p) {
+				break
+			}
+		}
 		b := p[i]
 		switch b {
 		case '\'', '"', '`':
 			if b == '`' && c.d == dialectPostgres {
 				continue
 			}
-			prev := byte(0)
+			prev, prev2 := c.prev, byte(0)
 			if i > 0 {
 				prev = p[i-1]
-			} else {
-				prev = c.prev
 			}
-			prev2 := byte(0)
 			if i > 1 {
 				prev2 = p[i-2]
 			}
 			c.q = b
 			c.esc = c.d == dialectMySQL && b != '`' || (c.d == dialectPostgres && b == '\'' && (prev == 'E' || prev == 'e') && !isIdent(prev2))
-			return p[i+1:]
+			// Skip the string here while it ends in p (most do).
+			j := c.skipString(p[i+1:])
+			if j < 0 {
+				return nil // the string goes on in the next write
+			}
+			i += j
+			continue
 		case '(':
 			if c.depth == 0 {
-				c.add(c.table, 1)
+				c.n++
 			}
 			c.depth++
 		case ')':
@@ -700,20 +720,74 @@ func (c *sqlCounter) values(p []byte) []byte {
 			}
 		case ';':
 			if c.depth == 0 {
+				c.flush()
 				c.st, c.table = stStart, ""
 				return p[i+1:]
 			}
 		case ',', ' ', '\n', '\r', '\t':
 		default:
 			if c.depth == 0 {
+				c.flush()
 				c.st, c.lastByte, c.prev = stBody, 0, 0
 				return p[i:]
 			}
 		}
 		c.prev = b
 	}
+	if len(p) > 0 {
+		c.prev = p[len(p)-1]
+	}
 	return nil
 }
+
+// skipString skips an open string (c.q) in p, which starts after its
+// opening quote, and returns the index in p of its closing quote. If the
+// string does not end within p (or a doubled quote or backslash may
+// straddle the next write) it returns -1 with the quote state set, and
+// inQuote takes over.
+func (c *sqlCounter) skipString(p []byte) int {
+	off := 0
+	for {
+		j := bytes.IndexByte(p[off:], c.q)
+		if c.esc {
+			seg := p[off:]
+			if j >= 0 {
+				seg = seg[:j]
+			}
+			if k := bytes.IndexByte(seg, '\\'); k >= 0 {
+				if off+k+2 > len(p) {
+					c.pendBack = true
+					return -1
+				}
+				off += k + 2
+				continue
+			}
+		}
+		if j < 0 || off+j+1 == len(p) {
+			if j >= 0 {
+				c.pendQuote = true
+			}
+			return -1
+		}
+		if p[off+j+1] == c.q {
+			off += j + 2
+			continue
+		}
+		c.prev, c.q = c.q, 0
+		return off + j + 1
+	}
+}
+
+// flush adds the tuples of the INSERT just ended to its table.
+func (c *sqlCounter) flush() {
+	if c.n != 0 {
+		c.add(c.table, c.n)
+		c.n = 0
+	}
+}
+
+// valueSpecial marks the bytes that matter inside a tuple.
+var valueSpecial = [256]bool{'\'': true, '"': true, '`': true, '(': true, ')': true, ';': true}
 
 // copyData counts the lines of a COPY block up to the line "\.". A row's
 // line breaks are escaped (\n) in COPY's text format, so every line is a
