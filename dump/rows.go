@@ -182,6 +182,9 @@ func (c *sqlCounter) add(table string, n int64) {
 	if c.st == stBad {
 		return
 	}
+	if c.d == dialectSQLite && len(table) >= 7 && strings.EqualFold(table[:7], "sqlite_") {
+		return // SQLite's own tables (sqlite_sequence), which a drill does not count
+	}
 	if _, ok := c.rows[table]; !ok && len(c.rows) >= maxTables {
 		c.st = stBad
 		return
@@ -387,7 +390,7 @@ func (c *sqlCounter) open() bool {
 	}
 	t := tokens(c.head, c.d)
 	if name, rest, ok := c.insertInto(t); ok {
-		if len(rest) == 1 && rest[0].kw("VALUES") || len(rest) > 1 && rest[0].s == "(" && rest[len(rest)-1].kw("VALUES") {
+		if valuesNext(rest) {
 			c.add(name, 0)
 			if c.st != stBad {
 				c.table, c.n, c.st, c.depth = name, 1, stValues, 1
@@ -411,6 +414,21 @@ func (c *sqlCounter) open() bool {
 		c.st = stBody
 	}
 	return false
+}
+
+// valuesNext says whether the tokens after an INSERT's table name end
+// where its VALUES list starts: an optional column list, words such as
+// pg_dump's OVERRIDING SYSTEM VALUE, then VALUES.
+func valuesNext(rest []token) bool {
+	if len(rest) == 0 || !rest[len(rest)-1].kw("VALUES") {
+		return false
+	}
+	for i, t := range rest[:len(rest)-1] {
+		if !(t.ident && !t.quoted) && !(i == 0 && t.s == "(") {
+			return false
+		}
+	}
+	return true
 }
 
 // end handles the ';' that ends a statement's head.

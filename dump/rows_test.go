@@ -34,6 +34,8 @@ INSERT INTO "Odd Schema"."Ta""ble; (x)" VALUES
 CREATE TABLE public.empty (id int);
 CREATE TABLE "UPPER" (t text);
 INSERT INTO "UPPER" SELECT repeat(E'(\n'';\\', i) FROM generate_series(1, 50) i;
+CREATE TABLE ident (id int GENERATED ALWAYS AS IDENTITY, t text);
+INSERT INTO ident (t) VALUES ('a'), ('b'), ('c');
 CREATE TABLE nocols ();
 INSERT INTO nocols DEFAULT VALUES;
 INSERT INTO nocols DEFAULT VALUES;
@@ -62,6 +64,8 @@ INSERT INTO "Ta""ble; (x)" VALUES
  (4, '\', zeroblob(3)),
  (5, NULL, NULL);
 CREATE TABLE empty (id);
+CREATE TABLE auto (id INTEGER PRIMARY KEY AUTOINCREMENT, t);
+INSERT INTO auto (t) VALUES ('a'), ('b');
 CREATE TABLE [brackets] (t);
 INSERT INTO brackets VALUES ('a'), ('b');
 WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 2000)
@@ -167,7 +171,7 @@ func TestRowCounterPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want["Odd Schema.Ta\"ble; (x)"] != 5 || want["public.nocols"] != 2 || want["public.empty"] != 0 {
+	if want["Odd Schema.Ta\"ble; (x)"] != 5 || want["public.nocols"] != 2 || want["public.empty"] != 0 || want["public.ident"] != 3 {
 		t.Fatalf("fixture: %v", want)
 	}
 	for _, args := range [][]string{{"--format=plain"}, {"--format=plain", "--inserts"},
