@@ -52,7 +52,8 @@ type RowCounter interface {
 
 // NewRowCounter returns the counter for an engine's dump format, or nil
 // if rows cannot be counted in that format (pg_dump's tar format, an
-// SQLite database file).
+// SQLite database file). A counter that is an io.Closer must be closed
+// (Rows does) so that it ends its goroutine.
 func NewRowCounter(engine, format string) RowCounter {
 	switch {
 	case format == "sql" && engine == Postgres:
@@ -61,6 +62,8 @@ func NewRowCounter(engine, format string) RowCounter {
 		return newSQLCounter(dialectMySQL)
 	case format == "sql" && engine == SQLite:
 		return newSQLCounter(dialectSQLite)
+	case format == "custom" && engine == Postgres:
+		return newCustomCounter()
 	}
 	return nil
 }
@@ -98,7 +101,12 @@ func (r *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (r *countingReader) Close() error { return r.rc.Close() }
+func (r *countingReader) Close() error {
+	if cl, ok := r.c.(io.Closer); ok {
+		_ = cl.Close()
+	}
+	return r.rc.Close()
+}
 
 type dialect uint8
 

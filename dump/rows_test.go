@@ -73,9 +73,9 @@ WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 2000)
 `
 
 // countIn counts the rows of a dump written in pieces of size step.
-func countIn(t *testing.T, engine string, data []byte, step int) map[string]int64 {
+func countIn(t *testing.T, engine, format string, data []byte, step int) map[string]int64 {
 	t.Helper()
-	c := dump.NewRowCounter(engine, "sql")
+	c := dump.NewRowCounter(engine, format)
 	for p := data; len(p) > 0; {
 		n := min(step, len(p))
 		if _, err := c.Write(p[:n]); err != nil {
@@ -108,14 +108,19 @@ func sameRows(t *testing.T, what string, fp, db map[string]int64) {
 
 func checkDump(t *testing.T, engine string, data []byte, want map[string]int64) {
 	t.Helper()
+	checkFormat(t, engine, "sql", data, want)
+}
+
+func checkFormat(t *testing.T, engine, format string, data []byte, want map[string]int64) {
+	t.Helper()
 	if len(want) < 3 {
 		t.Fatalf("the database has too few tables: %v", want)
 	}
 	for _, step := range []int{1, 2, 3, 7, 64, 4093, len(data)} {
-		sameRows(t, engine, countIn(t, engine, data, step), want)
+		sameRows(t, engine, countIn(t, engine, format, data, step), want)
 	}
 	// Through the tee, as a backup reads it.
-	rc, fp := dump.Fingerprinted(io.NopCloser(bytes.NewReader(data)), dump.Info{Engine: engine, Format: "sql"})
+	rc, fp := dump.Fingerprinted(io.NopCloser(bytes.NewReader(data)), dump.Info{Engine: engine, Format: format})
 	if !fp.IsZero() {
 		t.Fatal("a fingerprint before the stream was read")
 	}
@@ -128,7 +133,7 @@ func checkDump(t *testing.T, engine string, data []byte, want map[string]int64) 
 	sameRows(t, engine+" (tee)", fp.Rows, want)
 	// A dump cut short is not counted.
 	for _, cut := range []int{len(data) / 2, len(data) / 3} {
-		c := dump.NewRowCounter(engine, "sql")
+		c := dump.NewRowCounter(engine, format)
 		_, _ = c.Write(data[:cut])
 		if rows, err := c.Rows(); err == nil && maps.Equal(rows, want) {
 			t.Errorf("%s: a dump cut at %d of %d counts whole: %v", engine, cut, len(data), rows)
@@ -174,14 +179,14 @@ func TestRowCounterPostgres(t *testing.T) {
 	if want["Odd Schema.Ta\"ble; (x)"] != 5 || want["public.nocols"] != 2 || want["public.empty"] != 0 || want["public.ident"] != 3 {
 		t.Fatalf("fixture: %v", want)
 	}
-	for _, args := range [][]string{{"--format=plain"}, {"--format=plain", "--inserts"},
+	for _, args := range [][]string{{"--format=custom", "--compress=0"}, {"--format=custom", "--compress=0", "--inserts"}, {"--format=plain"}, {"--format=plain", "--inserts"},
 		{"--format=plain", "--column-inserts", "--rows-per-insert=7"}, {"--format=plain", "--inserts", "--on-conflict-do-nothing"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			p, err := postgres.New(postgres.Config{URL: u, DumpArgs: args})
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkDump(t, dump.Postgres, readDump(t, p), want)
+			checkFormat(t, dump.Postgres, p.Format(), readDump(t, p), want)
 		})
 	}
 }
@@ -242,7 +247,7 @@ func TestRowCounterSQLite(t *testing.T) {
 		t.Logf("note: this sqlite3 writes line breaks neither raw nor with replace()")
 	}
 	checkDump(t, dump.SQLite, data, want)
-	if dump.NewRowCounter(dump.SQLite, "sqlite") != nil || dump.NewRowCounter(dump.Postgres, "custom") != nil {
+	if dump.NewRowCounter(dump.SQLite, "sqlite") != nil || dump.NewRowCounter(dump.Postgres, "tar") != nil {
 		t.Error("a counter for a format it cannot read")
 	}
 }
