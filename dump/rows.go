@@ -105,6 +105,7 @@ func (r *countingReader) Close() error {
 	if cl, ok := r.c.(io.Closer); ok {
 		_ = cl.Close()
 	}
+	r.c = nil
 	return r.rc.Close()
 }
 
@@ -173,6 +174,7 @@ func newSQLCounter(d dialect) *sqlCounter {
 }
 
 func (c *sqlCounter) Rows() (map[string]int64, error) {
+	c.flush()
 	if c.st == stBad {
 		return nil, errors.Join(ErrCount, errors.New("too many tables"))
 	}
@@ -829,6 +831,7 @@ func (c *sqlCounter) copyData(p []byte) []byte {
 			}
 		case 1: // after "\" at a line start
 			if p[0] == '.' {
+				c.flush()
 				c.st, c.table = stLine, ""
 				return p[1:]
 			}
@@ -836,7 +839,7 @@ func (c *sqlCounter) copyData(p []byte) []byte {
 		}
 		i := bytes.Index(p, []byte("\n\\."))
 		if i < 0 {
-			c.add(c.table, int64(bytes.Count(p, []byte{'\n'})))
+			c.n += int64(bytes.Count(p, []byte{'\n'}))
 			switch {
 			case p[len(p)-1] == '\n':
 				c.copyPos = 0
@@ -847,7 +850,8 @@ func (c *sqlCounter) copyData(p []byte) []byte {
 			}
 			return nil
 		}
-		c.add(c.table, int64(bytes.Count(p[:i+1], []byte{'\n'})))
+		c.n += int64(bytes.Count(p[:i+1], []byte{'\n'}))
+		c.flush()
 		c.st, c.table = stLine, ""
 		return p[i+3:]
 	}

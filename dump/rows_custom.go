@@ -16,37 +16,45 @@ import (
 // (or of INSERT statements, with --inserts). Only the archive version of
 // pg_dump 12 to 15 (1.14) is read; others get no counter's answer.
 //
-// The format is read sequentially by a goroutine fed through a pipe, as
-// pg_restore reads it from a pipe; Write hands it each piece.
+// The format is read sequentially by a goroutine, as pg_restore reads it
+// from a pipe; Write hands it a copy of each piece.
 type customCounter struct {
-	pw   *io.PipeWriter
+	ch   chan []byte // pieces of the stream, copied; closed at its end
 	done chan struct{}
 	rows map[string]int64
 	err  error
 	once sync.Once
 }
 
+// customQueue is how many pieces Write may hand over before it waits for
+// the parser: the backup does not wait for it piece by piece, and at most
+// that many pieces are held.
+const customQueue = 8
+
 func newCustomCounter() *customCounter {
-	pr, pw := io.Pipe()
-	c := &customCounter{pw: pw, done: make(chan struct{})}
+	c := &customCounter{ch: make(chan []byte, customQueue), done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		c.rows, c.err = parseCustom(bufio.NewReaderSize(pr, 64<<10))
+		cr := &chanReader{ch: c.ch}
+		c.rows, c.err = parseCustom(bufio.NewReaderSize(cr, 64<<10))
 		// Take what is left, so that Write never blocks on a parser that
 		// gave up.
-		_, _ = io.Copy(io.Discard, pr)
+		for range c.ch {
+		}
 	}()
 	return c
 }
 
 func (c *customCounter) Write(p []byte) (int, error) {
-	_, _ = c.pw.Write(p)
+	if len(p) > 0 {
+		c.ch <- append([]byte(nil), p...)
+	}
 	return len(p), nil
 }
 
 // Close ends the stream (the counter's goroutine ends too).
 func (c *customCounter) Close() error {
-	c.once.Do(func() { _ = c.pw.Close() })
+	c.once.Do(func() { close(c.ch) })
 	<-c.done
 	return nil
 }
@@ -57,6 +65,25 @@ func (c *customCounter) Rows() (map[string]int64, error) {
 		return nil, errors.Join(ErrCount, c.err)
 	}
 	return c.rows, nil
+}
+
+// chanReader reads the pieces sent on ch until it is closed.
+type chanReader struct {
+	ch  chan []byte
+	cur []byte
+}
+
+func (r *chanReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		b, ok := <-r.ch
+		if !ok {
+			return 0, io.EOF
+		}
+		r.cur = b
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
 }
 
 type customReader struct {
@@ -221,6 +248,9 @@ func parseCustom(br *bufio.Reader) (map[string]int64, error) {
 			if err := r.chunks(c); err != nil {
 				return nil, err
 			}
+			if c != nil {
+				c.flush() // rows of a COPY block with no "\." line
+			}
 			if c != nil && !e.copy {
 				if _, err := c.Rows(); err != nil {
 					return nil, err
@@ -249,12 +279,9 @@ func parseCustom(br *bufio.Reader) (map[string]int64, error) {
 }
 
 // chunks reads a data block's chunks up to the empty one, writing them to
-// w (nil: dropping them).
+// c (nil: dropping them). pg_dump writes a chunk a row: they are read from
+// the buffer, not copied.
 func (r *customReader) chunks(c *sqlCounter) error {
-	var w io.Writer = io.Discard
-	if c != nil {
-		w = c
-	}
 	for {
 		n, err := r.int()
 		if err != nil {
@@ -266,8 +293,16 @@ func (r *customReader) chunks(c *sqlCounter) error {
 		if n < 0 {
 			return fmt.Errorf("a chunk of %d bytes", n)
 		}
-		if _, err := io.CopyN(w, r.r, n); err != nil {
-			return err
+		for n > 0 {
+			b, err := r.r.Peek(int(min(n, int64(r.r.Size()))))
+			if len(b) == 0 && err != nil {
+				return err
+			}
+			if c != nil {
+				_, _ = c.Write(b)
+			}
+			_, _ = r.r.Discard(len(b))
+			n -= int64(len(b))
 		}
 	}
 }
