@@ -60,6 +60,7 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (*snapshot
 				return nil, err
 			}
 			rec := Record(d.Name, "/"+file, info)
+			rc, rec.Fingerprint = dump.Fingerprinted(rc, info)
 			records[i] = &rec
 			return rc, nil
 		}})

@@ -26,7 +26,8 @@ type Drill struct {
 	Engine      string             `json:"engine"`
 	Scratch     string             `json:"scratch"`
 	Passed      bool               `json:"passed"`
-	Expected    string             `json:"expected"` // where the expected row counts come from: "live" (the database, counted now)
+	Expected    string             `json:"expected"` // where the expected row counts come from: "fingerprint" (recorded at backup time) or "live" (the database, counted now)
+	Notes       []string           `json:"notes,omitempty"`
 	Checks      []dump.CheckResult `json:"checks"`
 	Tables      []drill.Table      `json:"tables"`
 	Failures    []string           `json:"failures,omitempty"`
@@ -131,12 +132,17 @@ func RunDrill(ctx context.Context, r *repo.Repository, eng dump.Engine, name str
 	if err != nil {
 		return out, err
 	}
-	// No fingerprint is recorded at backup time yet: the restored counts
-	// are compared with the live database's, counted now.
-	out.Expected = "live"
-	expected, err := ck.Tables(ctx, "")
-	if err != nil {
-		return out, fmt.Errorf("counting the rows of the live database %s: %w", name, err)
+	// The fingerprint recorded at backup time says what the dump held;
+	// snapshots without one are compared with the live database, counted
+	// now (which may have changed since).
+	out.Expected = "fingerprint"
+	expected, ok := drill.Expected(info.Fingerprint, restored)
+	if !ok {
+		out.Expected = "live"
+		out.Notes = append(out.Notes, "no fingerprint recorded: row counts compared with the live database's")
+		if expected, err = ck.Tables(ctx, ""); err != nil {
+			return out, fmt.Errorf("counting the rows of the live database %s: %w", name, err)
+		}
 	}
 	out.Tables = drill.Compare(expected, restored)
 	out.CheckNS = time.Since(start).Nanoseconds()

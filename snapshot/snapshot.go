@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hoard-backup/hoard/dump"
 	"github.com/hoard-backup/hoard/repo"
 	"github.com/hoard-backup/hoard/repo/id"
 )
@@ -70,6 +71,10 @@ type DatabaseInfo struct {
 	ToolVersion   string            `json:"tool_version,omitempty"`   // first line of its --version
 	Options       []string          `json:"options,omitempty"`        // the dump options used
 	Details       map[string]string `json:"details,omitempty"`        // engine-specific: encoding, collation
+	// Fingerprint is what the dump holds (its tables' row counts), counted
+	// from the dump stream as it was archived; nil or zero in snapshots
+	// made before it existed, and for formats with no counter.
+	Fingerprint *dump.Fingerprint `json:"fingerprint,omitzero"`
 }
 
 // Database returns the dump of the database named name, or nil.

@@ -92,6 +92,9 @@ func runDBVerify(ctx context.Context, g *globals, name, ref string, stale time.D
 		return err
 	}
 	out.Leftovers = left
+	if out.Expected == "live" {
+		fmt.Fprintf(g.stderr, "hoard: snapshot %s records no fingerprint of %s: comparing row counts with the live database\n", sn.ID.Str(), d.Name)
+	}
 	if g.json {
 		if err := printJSON(g.stdout, out); err != nil {
 			return err
@@ -100,10 +103,14 @@ func runDBVerify(ctx context.Context, g *globals, name, ref string, stale time.D
 		printDrill(g, out)
 	}
 	if !out.Passed {
-		return drillError{fmt.Sprintf("restore drill of %s from snapshot %s failed:\n  %s", d.Name, sn.ID.Str(), strings.Join(out.Failures, "\n  "))}
+		return drillError{fmt.Sprintf("restore drill of %s from snapshot %s failed (row counts expected as %s):\n  %s",
+			d.Name, sn.ID.Str(), expectedFrom[out.Expected], strings.Join(out.Failures, "\n  "))}
 	}
 	return nil
 }
+
+// expectedFrom says where a drill's expected row counts came from.
+var expectedFrom = map[string]string{"fingerprint": "the fingerprint recorded at backup time", "live": "the live database's"}
 
 // printDrill prints one drill's outcome as a line of text.
 func printDrill(g *globals, d *database.Drill) {
@@ -119,8 +126,8 @@ func printDrill(g *globals, d *database.Drill) {
 	case !d.Passed:
 		fmt.Fprintf(g.stdout, "restore drill of %s (%s) from snapshot %s failed:\n  %s\n", d.Database, d.Engine, short, strings.Join(d.Failures, "\n  "))
 	default:
-		fmt.Fprintf(g.stdout, "restore drill of %s (%s) from snapshot %s passed: %d checks, %d tables (row counts as the live database's), restore %s, checks %s\n",
-			d.Database, d.Engine, short, len(d.Checks), len(d.Tables),
+		fmt.Fprintf(g.stdout, "restore drill of %s (%s) from snapshot %s passed: %d checks, %d tables (row counts as %s), restore %s, checks %s\n",
+			d.Database, d.Engine, short, len(d.Checks), len(d.Tables), expectedFrom[d.Expected],
 			time.Duration(d.RestoreNS).Round(time.Millisecond), time.Duration(d.CheckNS).Round(time.Millisecond))
 	}
 }

@@ -133,6 +133,27 @@ func Compare(expected, restored map[string]int64) []Table {
 	return res
 }
 
+// Expected gives the row counts a fingerprint recorded at backup time
+// expects of a restored database: its own counts, and 0 for a restored
+// table it does not name (a table the dump created but held no rows of). ok
+// is false when there is no fingerprint (a snapshot made before hoard
+// recorded them, or a dump format with no counter).
+func Expected(fp *dump.Fingerprint, restored map[string]int64) (expected map[string]int64, ok bool) {
+	if fp.IsZero() {
+		return nil, false
+	}
+	expected = make(map[string]int64, len(fp.Rows))
+	for n, v := range fp.Rows {
+		expected[n] = v
+	}
+	for n := range restored {
+		if _, ok := expected[n]; !ok {
+			expected[n] = 0
+		}
+	}
+	return expected, true
+}
+
 // Failures describes what failed, one line each: failed checks, then
 // tables whose counts differ.
 func Failures(checks []dump.CheckResult, tables []Table) []string {

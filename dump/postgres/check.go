@@ -18,8 +18,11 @@ var _ dump.Checker = (*Postgres)(nil)
 // indexes; Check runs it when it is installed.
 const DefaultAmcheckCommand = "pg_amcheck"
 
-// countSQL writes the query that counts every user table's rows.
-const countSQL = `SELECT coalesce(string_agg(format('SELECT %L, count(*) FROM %I.%I', schemaname || '.' || tablename,
+// countSQL writes the query that counts every user table's rows. ONLY:
+// each table's own rows, as its dump's COPY block holds them; a partitioned
+// or inheritance parent's count would include its children's rows, which
+// the dump holds under the children's names.
+const countSQL = `SELECT coalesce(string_agg(format('SELECT %L, count(*) FROM ONLY %I.%I', schemaname || '.' || tablename,
  schemaname, tablename), ' UNION ALL '), '')
  FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema');`
 
