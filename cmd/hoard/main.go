@@ -88,12 +88,9 @@ func exitCode(err error) int {
 		return exitSource
 	case errors.As(err, new(refusedError)):
 		return exitRefused
-	case errors.As(err, new(drillError)):
-		return exitDrill
-	case errors.As(err, &spe):
-		if spe.corrupt {
-			return exitSpotCorrupt
-		}
+	case corruptSpot(err):
+		return exitSpotCorrupt // before a failed drill: silent corruption wins
+	case errors.As(err, new(drillError)), errors.As(err, &spe):
 		return exitDrill
 	case errors.Is(err, repo.ErrUntrusted):
 		return exitUntrusted
@@ -279,4 +276,26 @@ func findSnapshot(ctx context.Context, r *repo.Repository, ref string) (*snapsho
 		return nil, usagef("a snapshot ID (or a unique prefix of one, or \"latest\") is required")
 	}
 	return snapshot.Find(ctx, r, ref, snapshot.Filter{})
+}
+
+// corruptSpot says whether any spot check among err's (joined) errors found
+// content that differs behind an unchanged size and mtime (exit 20), which
+// errors.As alone would miss behind a first, other spotError or a failed
+// drill of the same run.
+func corruptSpot(err error) bool {
+	var spe spotError
+	if errors.As(err, &spe) && spe.corrupt {
+		return true
+	}
+	switch e := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, x := range e.Unwrap() {
+			if corruptSpot(x) {
+				return true
+			}
+		}
+	case interface{ Unwrap() error }:
+		return corruptSpot(e.Unwrap())
+	}
+	return false
 }
