@@ -736,10 +736,7 @@ func (r *Repository) decodeBlob(ctx context.Context, a *crypto.AEAD, e pack.Entr
 		}
 		// The payload lives in *scratch, which a base's load (through
 		// other buffers) leaves alone.
-		basePlain, ok, release := bases.base(ctx, base)
-		if release != nil {
-			defer release()
-		}
+		basePlain, ok := bases.base(ctx, base)
 		if !ok {
 			basePlain, err = r.loadBase(ctx, base)
 		}

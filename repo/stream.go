@@ -306,23 +306,29 @@ func (w *baseWindow) lookup(bid id.ID) *prefetched {
 }
 
 // base waits for bid's prefetched plaintext; ok is false when the window
-// has none for it. release must be called once the plaintext is used.
-func (w *baseWindow) base(ctx context.Context, bid id.ID) (plain []byte, ok bool, release func()) {
+// has none for it. The plaintext stays until done(bid) of the window's
+// last delta that needs it.
+func (w *baseWindow) base(ctx context.Context, bid id.ID) (plain []byte, ok bool) {
 	p := w.lookup(bid)
 	if p == nil {
-		return nil, false, nil
+		return nil, false
 	}
 	select {
 	case <-ctx.Done():
-		return nil, false, nil
+		return nil, false
 	case <-p.ready:
 	}
-	release = func() {
-		if p.refs.Add(-1) == 0 {
-			p.plain = nil // the last delta of the window that needs it
-		}
+	return p.plain, p.plain != nil
+}
+
+// done says that one delta of the window whose base is bid is finished
+// with it, used or not (a delta that failed before it needed its base
+// counts too, or the base would stay in memory for the whole stream); the
+// last one drops the plaintext.
+func (w *baseWindow) done(bid id.ID) {
+	if p := w.lookup(bid); p != nil && p.refs.Add(-1) == 0 {
+		p.plain = nil
 	}
-	return p.plain, p.plain != nil, release
 }
 
 // fill makes bid's plaintext (or its failure, nil) ready.
@@ -792,6 +798,9 @@ func (r *Repository) decodeSlot(ctx context.Context, s *slot, blob func(*segment
 	t, bid, off, length, rawLength := e.Type, e.ID, int64(e.Offset), e.Length, e.RawLength
 	berr := func(err error) error { return &BlobError{Type: t, ID: bid, Pack: seg.pack.ID, Err: err} }
 	s.out = nil
+	if !seg.isBase && !e.Base.IsNull() {
+		defer seg.bases.done(e.Base) // on every path: see done
+	}
 	if seg.isBase {
 		// Every base is made ready, read or not, so that no delta waits
 		// for it forever: a base that failed is loaded by its deltas.
@@ -856,7 +865,10 @@ func (r *Repository) decodeSlot(ctx context.Context, s *slot, blob func(*segment
 func (r *Repository) loadOther(ctx context.Context, bid id.ID, failed index.Location, buf []byte) ([]byte, error) {
 	var lastErr error = ErrBlobNotFound
 	for _, loc := range r.Locations(failed.Type, bid) {
-		if loc.Pack.ID == failed.Pack.ID && loc.Offset == failed.Offset {
+		// A delta that failed is tried again where it failed: its base
+		// came from the prefetch, unchecked, and the load here takes a
+		// base whose ID is checked, from any of its copies.
+		if loc.Pack.ID == failed.Pack.ID && loc.Offset == failed.Offset && failed.Base.IsNull() {
 			continue
 		}
 		out, err := r.loadFromDepth(ctx, bid, loc, buf, 0)
