@@ -127,3 +127,11 @@ func processUmask() (fs.FileMode, bool) {
 }
 
 const haveAtCalls = true
+
+// hasDefaultACL says whether dir has a default POSIX ACL (or whether that
+// cannot be told), under which a new file's mode is not the requested
+// mode less the umask. The folders a restore makes below dir inherit it.
+func hasDefaultACL(dir string) bool {
+	_, err := unix.Getxattr(dir, "system.posix_acl_default", nil)
+	return err == nil || (err != unix.ENODATA && err != unix.EOPNOTSUPP)
+}

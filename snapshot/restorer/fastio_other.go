@@ -16,3 +16,5 @@ func chtimesAt(*os.File, string, time.Time) error { return errors.ErrUnsupported
 func processUmask() (fs.FileMode, bool) { return 0, false }
 
 const haveAtCalls = false
+
+func hasDefaultACL(string) bool { return true }

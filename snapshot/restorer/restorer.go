@@ -190,6 +190,11 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, tar
 		linkFirst: map[linkKey]*fileJob{}, euid: os.Geteuid(), egid: os.Getegid(), setgidDirs: map[string]bool{}}
 	defer rs.closeDirs()
 	rs.umask, rs.umaskKnown = processUmask()
+	if hasDefaultACL(target) {
+		// New files take their mode from the directory's default ACL,
+		// not from the umask: each one gets its mode set at the end.
+		rs.umaskKnown = false
+	}
 	if fi, err := os.Stat(target); err != nil || fi.Mode()&fs.ModeSetgid != 0 {
 		rs.setgidDirs[""] = true
 	}
