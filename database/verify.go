@@ -85,8 +85,9 @@ func DropLeftovers(ctx context.Context, eng dump.Engine, tempDir string, stale t
 
 // RunDrill restores database name's dump recorded in snapshot sn into a
 // scratch database next to it (SQLite: a scratch file), runs the engine's
-// checks on it, compares its tables' row counts with the live database's,
-// and drops it. A drill that ran reports its verdict in Passed and
+// checks on it, compares its tables' row counts with the fingerprint
+// recorded at backup time (with the live database's when the snapshot has
+// none), and drops it. A drill that ran reports its verdict in Passed and
 // Failures; an error means it could not run to a verdict (the dump could
 // not be restored, the checks could not run), and the Drill returned with
 // it says how far it came.

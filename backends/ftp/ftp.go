@@ -294,8 +294,11 @@ func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offse
 		}
 		resp, err := c.sc.RetrFrom(name, uint64(offset))
 		if err != nil {
-			if code := replyCode(err); code != 0 && code != 550 && length > 0 {
-				// Some servers refuse a REST beyond the end at RETR.
+			if code := replyCode(err); code != 0 && length > 0 {
+				// Some servers refuse a REST beyond the end at RETR,
+				// some with 550, which is also a missing file: SIZE
+				// tells them apart (a pack that exists but is short is
+				// ErrRange, not ErrNotExist, which would mark it lost).
 				return b.beyond(c, name, offset, err)
 			}
 			return err
