@@ -135,6 +135,7 @@ type fileJob struct {
 	f       outFile
 	created bool
 	modeSet bool // created with its final mode
+	setgid  bool // its directory is setgid: the file took the directory's group
 	sparse  bool // a blob of zeroes was skipped: the size must be set at the end
 	err     error
 	settled bool // finished: complete with metadata, or removed
@@ -398,12 +399,12 @@ func (rs *restorer) walk(ctx context.Context, tid id.ID, rel string, parentInclu
 					rs.links = append(rs.links, pendingLink{dir: rel, node: n, first: first})
 					continue
 				}
-				j := &fileJob{dir: rel, name: n.Name, node: n}
+				j := &fileJob{dir: rel, name: n.Name, node: n, setgid: rs.setgidDirs[rel]}
 				rs.linkFirst[k] = j
 				rs.files = append(rs.files, j)
 				continue
 			}
-			rs.files = append(rs.files, &fileJob{dir: rel, name: n.Name, node: n})
+			rs.files = append(rs.files, &fileJob{dir: rel, name: n.Name, node: n, setgid: rs.setgidDirs[rel]})
 		case snapshot.TypeSymlink:
 			if !self {
 				continue
@@ -708,7 +709,7 @@ func (rs *restorer) done(j *fileJob) error {
 	}
 	timesSet := false
 	if j.err == nil {
-		if rs.root0 && (int(j.node.UID) != rs.euid || int(j.node.GID) != rs.egid || rs.setgidDirs[j.dir]) {
+		if rs.root0 && (int(j.node.UID) != rs.euid || int(j.node.GID) != rs.egid || j.setgid) {
 			_ = j.f.Chown(int(j.node.UID), int(j.node.GID))
 		}
 		if !j.modeSet {
