@@ -162,6 +162,7 @@ func parseCustom(br *bufio.Reader) (map[string]int64, error) {
 	if n < 0 || n > 1<<24 {
 		return nil, fmt.Errorf("%d entries in the table of contents", n)
 	}
+	const maxIdent = 255
 	type entry struct {
 		table string
 		copy  bool
@@ -214,8 +215,15 @@ func parseCustom(br *bufio.Reader) (map[string]int64, error) {
 			return nil, err
 		}
 		if f[3] == "TABLE DATA" {
-			if len(rows) >= maxTables {
+			// Entries, not only distinct names, are bounded: hostile
+			// bytes could repeat a name in millions of entries.
+			if len(rows) >= maxTables || len(entries) >= maxTables {
 				return nil, errors.New("too many tables")
+			}
+			// PostgreSQL's names are at most 63 bytes; a longer one is
+			// not pg_dump's.
+			if len(f[2]) > maxIdent || len(f[8]) > maxIdent {
+				return nil, fmt.Errorf("a table name of %d bytes in schema %d bytes long", len(f[2]), len(f[8]))
 			}
 			name := f[8] + "." + f[2]
 			entries[id] = entry{table: name, copy: f[7] != ""}
