@@ -829,6 +829,12 @@ func (c *sqlCounter) copyData(p []byte) []byte {
 				p = p[1:]
 				continue
 			}
+			// One whole row, as pg_dump's custom format writes them a
+			// chunk each: a single scan.
+			if bytes.IndexByte(p, '\n') == len(p)-1 {
+				c.n++
+				return nil
+			}
 		case 1: // after "\" at a line start
 			if p[0] == '.' {
 				c.flush()
