@@ -82,7 +82,8 @@ CREATE TABLE empty (id int);`)
 	dumptest.MySQLExec(t, my, myName, "CREATE TABLE users (id INT PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1,'a\\'),(\\n'),(2,'b;\\\\'),(3,'c');"+
 		"CREATE TABLE `or``ders` (id INT PRIMARY KEY, b BLOB); INSERT INTO `or``ders` VALUES (1, 0x00272829),(2, NULL); CREATE TABLE empty (id INT);")
 	lite := filepath.Join(dir, "app.db")
-	sqliteRun(t, lite, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1,'a'),(2,'b');")
+	sqliteRun(t, lite, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1,'a'),(2,'b');"+
+		`CREATE TABLE "or""ders" (id PRIMARY KEY, b) WITHOUT ROWID; INSERT INTO "or""ders" VALUES (1, x'00272829'), (2, NULL);`)
 	e.writeConfig(fmt.Sprintf(`
 [databases.pg]
 url = %q
@@ -105,7 +106,7 @@ temp_dir = %q
 		"my": {"users": 3, "or`ders": 2, "empty": 0},
 	}
 	want["pgcustom"] = want["pg"]
-	want["lite"] = map[string]int64{"users": 2} // counted in the VACUUM INTO copy
+	want["lite"] = map[string]int64{"users": 2, `or"ders`: 2} // counted in the VACUUM INTO copy
 	for _, d := range backup.Databases {
 		switch w := want[d.Name]; {
 		case w == nil && d.Fingerprint != nil:
@@ -161,7 +162,7 @@ temp_dir = %q
 			}
 		}
 	})
-	for db, table := range map[string]string{"pg": `Odd; Schema.Or"ders (x)`, "pgcustom": `Odd; Schema.Or"ders (x)`, "my": "or`ders"} {
+	for db, table := range map[string]string{"pg": `Odd; Schema.Or"ders (x)`, "pgcustom": `Odd; Schema.Or"ders (x)`, "my": "or`ders", "lite": `or"ders`} {
 		stderr := e.mustFail(exitDrill, "db", "verify", db, forged)
 		n := want[db][table]
 		if !strings.Contains(stderr, fmt.Sprintf("table %s: expected %d rows, restored %d", table, n+7, n)) ||
