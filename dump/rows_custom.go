@@ -309,6 +309,9 @@ func parseCustom(br *bufio.Reader) (map[string]int64, error) {
 // the buffer, not copied.
 func (r *customReader) chunks(c *sqlCounter) error {
 	for {
+		if c != nil && c.st == stCopy && c.copyPos == 0 && c.q == 0 {
+			r.rows(c)
+		}
 		n, err := r.int()
 		if err != nil {
 			return err
@@ -331,4 +334,31 @@ func (r *customReader) chunks(c *sqlCounter) error {
 			n -= int64(len(b))
 		}
 	}
+}
+
+// rows counts the chunks in the buffer that are one whole COPY row each
+// (as pg_dump writes them) in one pass, without a call per row: a chunk
+// that is anything else, or is not whole in the buffer, is left to chunks,
+// which counts it the same way (sqlCounter.copyData).
+func (r *customReader) rows(c *sqlCounter) {
+	b, _ := r.r.Peek(r.r.Buffered())
+	w := 1 + r.intSize
+	off := 0
+	for off+w <= len(b) && b[off] == 0 {
+		var v uint64
+		for i, x := range b[off+1 : off+w] {
+			v |= uint64(x) << (8 * i)
+		}
+		n := v & (1<<62 - 1)
+		if n == 0 || n > uint64(len(b)-off-w) {
+			break
+		}
+		d := b[off+w : off+w+int(n)]
+		if d[0] == '\\' || bytes.IndexByte(d, '\n') != len(d)-1 {
+			break
+		}
+		c.n++
+		off += w + int(n)
+	}
+	_, _ = r.r.Discard(off)
 }
