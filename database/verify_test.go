@@ -3,6 +3,7 @@ package database_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,9 +65,10 @@ func TestDrillSQLite(t *testing.T) {
 }
 
 // DrillLatest drills the latest snapshot of each target, PostgreSQL,
-// MariaDB and SQLite: those unchanged since pass, the one whose live rows
-// changed fails, a target no snapshot holds fails, and a database of the
-// repository that is not a target is skipped.
+// MariaDB and SQLite: they pass, also the one whose live rows changed since
+// (compared with the fingerprint recorded at backup time), a target no
+// snapshot holds fails, and a database of the repository that is not a
+// target is skipped.
 func TestDrillLatest(t *testing.T) {
 	dumptest.Drills(t)
 	pgAdmin := dumptest.Postgres(t)
@@ -95,7 +97,7 @@ func TestDrillLatest(t *testing.T) {
 	sn := backup(t, r, snapshot.KindDatabase, nil, database.Database{Name: "pg", Engine: pg},
 		database.Database{Name: "my", Engine: my}, database.Database{Name: "lite", Engine: lite})
 	// Since the backup, the live SQLite database lost rows: its drill
-	// compares with the live counts and fails.
+	// compares with the fingerprint and passes.
 	sqlite3(t, litePath, "DELETE FROM items WHERE id <= 10")
 
 	_, never := newSQLite(t, dir, "never", 1)
@@ -121,8 +123,8 @@ func TestDrillLatest(t *testing.T) {
 	if d := byName["pg"]; d != nil && (d.Engine != dump.Postgres || d.Tables[0].Restored != 3000) {
 		t.Errorf("pg: engine %s, tables %+v", d.Engine, d.Tables)
 	}
-	if d := byName["lite"]; d == nil || d.Passed || !d.Failed() || len(d.Failures) != 1 || !strings.Contains(d.Failures[0], "items") {
-		t.Errorf("lite, live rows deleted since: %+v, want failed on the items table", d)
+	if d := byName["lite"]; d == nil || !d.Passed || d.Failed() || d.Expected != "fingerprint" || len(d.Tables) != 1 || d.Tables[0].Restored != 50 {
+		t.Errorf("lite, live rows deleted since: %+v, want passed with the 50 rows of the fingerprint", d)
 	}
 	if d := byName["never"]; d == nil || !d.Failed() || !strings.Contains(d.Error, "no snapshot holds database never") {
 		t.Errorf("never backed up: %+v", d)
@@ -145,6 +147,63 @@ func TestDrillLatest(t *testing.T) {
 				t.Errorf("scratch database %s left", l)
 			}
 		}
+	}
+	noScratch(t, dir)
+}
+
+// An SQLite backup records the rows of every table of its copy as its
+// fingerprint (hostile names, empty and WITHOUT ROWID tables; SQLite's own
+// tables left out), and the drill compares the restored database with it,
+// not with the live file: a row added since does not fail the drill, a
+// fingerprint that disagrees with the dump does.
+func TestDrillSQLiteFingerprint(t *testing.T) {
+	dumptest.Drills(t)
+	r, _ := newRepo(t)
+	dir := t.TempDir()
+	p, main := newSQLite(t, dir, "main", 500)
+	sqlite3(t, p, `PRAGMA journal_mode = WAL;
+CREATE TABLE "Or""ders; (x)" (id INTEGER PRIMARY KEY AUTOINCREMENT, t TEXT);
+INSERT INTO "Or""ders; (x)"(t) VALUES ('a'), ('b'), ('c');
+CREATE TABLE "ünï cödé
+line" (k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+INSERT INTO "ünï cödé
+line" VALUES ('x', 1), ('y', 2);
+CREATE TABLE "empty 'one'" (a);
+CREATE TABLE "table|74" (a);
+INSERT INTO "table|74" VALUES (1);
+ANALYZE;`)
+	want := map[string]int64{"items": 500, `Or"ders; (x)`: 3, "ünï cödé\nline": 2, "empty 'one'": 0, "table|74": 1}
+	sn := backup(t, r, snapshot.KindDatabase, nil, database.Database{Name: "main", Engine: main})
+	rec := sn.Source.Database("main")
+	if rec == nil || rec.Fingerprint == nil || !maps.Equal(rec.Fingerprint.Rows, want) {
+		t.Fatalf("fingerprint %+v, want rows %v", rec.Fingerprint, want)
+	}
+
+	sqlite3(t, p, `INSERT INTO items(name) VALUES ('added after the backup'); DELETE FROM "table|74";`)
+	d, err := database.RunDrill(context.Background(), r, main, "main", sn, database.DrillOptions{TempDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Passed || d.Expected != "fingerprint" || len(d.Tables) != len(want) {
+		t.Errorf("live rows changed since the backup: %+v", d)
+	}
+	for _, tb := range d.Tables {
+		if !tb.OK || tb.Expected != want[tb.Name] || tb.Restored != want[tb.Name] {
+			t.Errorf("table %q: %+v, want %d rows", tb.Name, tb, want[tb.Name])
+		}
+	}
+	noScratch(t, dir)
+
+	forged := *sn
+	forged.Source.Databases = []snapshot.DatabaseInfo{*rec}
+	forged.Source.Databases[0].Fingerprint = &dump.Fingerprint{Rows: maps.Clone(want)}
+	forged.Source.Databases[0].Fingerprint.Rows[`Or"ders; (x)`] += 7
+	d, err = database.RunDrill(context.Background(), r, main, "main", &forged, database.DrillOptions{TempDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Passed || d.Expected != "fingerprint" || !strings.Contains(strings.Join(d.Failures, "\n"), `Or"ders; (x)`) {
+		t.Errorf("forged fingerprint: %+v", d)
 	}
 	noScratch(t, dir)
 }

@@ -74,12 +74,39 @@ func NewRowCounter(engine, format string) RowCounter {
 // zero, and a snapshot records none.
 func Fingerprinted(rc io.ReadCloser, info Info) (io.ReadCloser, *Fingerprint) {
 	fp := &Fingerprint{}
-	c := NewRowCounter(info.Engine, info.Format)
+	var c RowCounter
+	if k, ok := rc.(Counted); ok {
+		c = knownRows(k.CountedRows())
+	} else {
+		c = NewRowCounter(info.Engine, info.Format)
+	}
 	if c == nil {
 		return rc, fp
 	}
 	return &countingReader{rc: rc, c: c, fp: fp}, fp
 }
+
+// Counted is a dump stream whose rows were counted before it is read, by
+// the database itself: an SQLite backup is a database file, not text a
+// counter could follow, and its copy is counted with the engine's tool.
+// CountedRows returns nil if they could not be counted. As with a counted
+// stream, the fingerprint is recorded only once it has been read to its end.
+type Counted interface {
+	CountedRows() map[string]int64
+}
+
+// knownRows is the counter of a Counted stream: it has nothing to follow.
+type knownRowsCounter map[string]int64
+
+func knownRows(rows map[string]int64) RowCounter {
+	if rows == nil {
+		return nil
+	}
+	return knownRowsCounter(rows)
+}
+
+func (k knownRowsCounter) Write(p []byte) (int, error)     { return len(p), nil }
+func (k knownRowsCounter) Rows() (map[string]int64, error) { return k, nil }
 
 type countingReader struct {
 	rc io.ReadCloser
@@ -828,6 +855,12 @@ func (c *sqlCounter) copyData(p []byte) []byte {
 				c.copyPos = 1
 				p = p[1:]
 				continue
+			}
+			// One whole row, as pg_dump's custom format writes them a
+			// chunk each: a single scan.
+			if bytes.IndexByte(p, '\n') == len(p)-1 {
+				c.n++
+				return nil
 			}
 		case 1: // after "\" at a line start
 			if p[0] == '.' {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/hoard-backup/hoard/dump/dumptest"
+	"github.com/hoard-backup/hoard/snapshot"
 )
 
 type drillsResult struct {
@@ -127,9 +128,11 @@ keep_last = 1
 }
 
 // db verify --latest-per-database drills the newest snapshot of each
-// configured database: all pass at first; after rows are deleted from the
-// live SQLite database it fails with exit 19 and names it, while the
-// others still pass; a database only the repository knows is skipped.
+// configured database: all pass at first, and still after rows are deleted
+// from the live SQLite database (its fingerprint is compared); when its
+// latest snapshot's fingerprint disagrees with its dump it fails with exit
+// 19 and names it, while the others still pass; a database only the
+// repository knows is skipped.
 func TestE2EDBVerifyLatestPerDatabase(t *testing.T) {
 	dumptest.Drills(t)
 	pg := dumptest.Postgres(t)
@@ -189,12 +192,19 @@ temp_dir = %q
 	}
 
 	sqliteRun(t, lite, "DELETE FROM users WHERE id = 1;")
+	e.mustRun("db", "verify", "--latest-per-database")
+	forged := forgeSnapshot(t, e, ids[2], func(d *snapshot.DatabaseInfo) {
+		if d.Fingerprint != nil {
+			d.Fingerprint.Rows["users"] += 7
+		}
+	})
+	e.mustRun("forget", ids[2])
 	stdout, stderr, code := e.run("db", "verify", "--latest-per-database")
 	if code != exitDrill {
 		t.Fatalf("exit %d, want %d\n%s", code, exitDrill, stderr)
 	}
 	if !strings.Contains(stdout, "restore drill of pg (postgres) from snapshot "+ids[1][:8]+" passed") ||
-		!strings.Contains(stdout, "restore drill of lite (sqlite) from snapshot "+ids[2][:8]+" failed") ||
+		!strings.Contains(stdout, "restore drill of lite (sqlite) from snapshot "+forged[:8]+" failed") ||
 		!strings.Contains(stdout, "restore drill of old skipped") || !strings.Contains(stderr, "restore drill failed for lite") {
 		t.Errorf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -24,17 +25,44 @@ func (s *SQLite) file(into string) string {
 func (s *SQLite) Tables(ctx context.Context, into string) (map[string]int64, error) {
 	f := s.file(into)
 	defer removeSidecarsIfScratch(f, into)
-	out, err := s.tool(f, true, ".mode list", ".separator \x1f \"\\n\"",
-		"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1").Output(ctx, nil)
+	out, err := s.tool(f, true, ".mode list", ".separator | \"\\n\"", tablesQuery).Output(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-		if l != "" {
-			names = append(names, l)
-		}
+	names, err := tableNames(string(out))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: unexpected answer from %s: %w", s.c.Command, err)
 	}
+	return s.count(ctx, f, names)
+}
+
+// tablesQuery lists the tables whose rows are counted: all but SQLite's own
+// (sqlite_sequence, sqlite_stat1), as the row counter of a .dump leaves
+// them out. Names are given in hex, so that one holding a line break or
+// the separator is read back whole; each line is "table|HEX".
+const tablesQuery = "SELECT 'table', hex(name) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+
+// tableNames reads the "table|HEX" lines of tablesQuery's answer (other
+// lines are other commands' answers).
+func tableNames(out string) ([]string, error) {
+	var names []string
+	for _, l := range strings.Split(out, "\n") {
+		h, ok := strings.CutPrefix(l, "table|")
+		if !ok {
+			continue
+		}
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, string(b))
+	}
+	return names, nil
+}
+
+// count counts the rows of the tables in one run of the tool: one query,
+// a UNION ALL of a count(*) a table, each named by its index.
+func (s *SQLite) count(ctx context.Context, f string, names []string) (map[string]int64, error) {
 	counts := map[string]int64{}
 	if len(names) == 0 {
 		return counts, nil
@@ -43,7 +71,7 @@ func (s *SQLite) Tables(ctx context.Context, into string) (map[string]int64, err
 	for i, n := range names {
 		q[i] = fmt.Sprintf("SELECT %d, count(*) FROM \"%s\"", i, strings.ReplaceAll(n, `"`, `""`))
 	}
-	out, err = s.tool(f, true, ".mode list", ".separator \x1f \"\\n\"", strings.Join(q, " UNION ALL ")).Output(ctx, nil)
+	out, err := s.tool(f, true, ".mode list", ".separator \x1f \"\\n\"", strings.Join(q, " UNION ALL ")).Output(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -55,6 +83,9 @@ func (s *SQLite) Tables(ctx context.Context, into string) (map[string]int64, err
 			return nil, fmt.Errorf("sqlite: unexpected answer from %s", s.c.Command)
 		}
 		counts[names[i]] = n
+	}
+	if len(counts) != len(names) {
+		return nil, fmt.Errorf("sqlite: unexpected answer from %s", s.c.Command)
 	}
 	return counts, nil
 }
