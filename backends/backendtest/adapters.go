@@ -174,3 +174,32 @@ func LargeFileBadReaders(t *testing.T, be backends.Backend, prefix string, data 
 		})
 	}
 }
+
+// LoadPart loads length bytes at offset of h (length 0: to the end), as a
+// restore reads a pack segment, taking only the first take bytes when take
+// is not negative (fn stopping early); it reports wrong bytes through t
+// and returns Load's error. want is the whole file.
+func LoadPart(t *testing.T, be backends.Backend, h backends.Handle, want []byte, length int, offset int64, take int) error {
+	t.Helper()
+	want = want[offset:]
+	if length > 0 {
+		want = want[:length]
+	}
+	if take >= 0 {
+		want = want[:take]
+	}
+	return be.Load(context.Background(), h, length, offset, func(rd io.Reader) error {
+		var got []byte
+		var err error
+		if take >= 0 {
+			got = make([]byte, take)
+			_, err = io.ReadFull(rd, got)
+		} else {
+			got, err = io.ReadAll(rd)
+		}
+		if err == nil && !bytes.Equal(got, want) {
+			t.Errorf("Load(%d, %d) taking %d: wrong bytes", length, offset, take)
+		}
+		return err
+	})
+}

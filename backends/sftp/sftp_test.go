@@ -613,24 +613,7 @@ func TestRangedLoads(t *testing.T) {
 				{size / 2, 3, -1},
 			}
 			for _, l := range loads {
-				want := data[l.offset : l.offset+int64(l.length)]
-				if l.take >= 0 {
-					want = want[:l.take]
-				}
-				err := b.Load(ctx, h, l.length, l.offset, func(rd io.Reader) error {
-					var got []byte
-					var err error
-					if l.take >= 0 {
-						got = make([]byte, l.take)
-						_, err = io.ReadFull(rd, got)
-					} else {
-						got, err = io.ReadAll(rd)
-					}
-					if err == nil && !bytes.Equal(got, want) {
-						t.Errorf("Load(%d, %d) taking %d: wrong bytes", l.length, l.offset, l.take)
-					}
-					return err
-				})
+				err := backendtest.LoadPart(t, b, h, data, l.length, l.offset, l.take)
 				if err != nil {
 					t.Fatalf("Load(%d, %d): %v", l.length, l.offset, err)
 				}
