@@ -437,12 +437,24 @@ func (b *Backend) Load(ctx context.Context, h backends.Handle, length int, offse
 	}
 	cr := &connReader{r: backends.ContextReader(ctx, f), c: c, op: op}
 	err = fn(backends.ExactReader(cr, n))
-	if cr.read == 0 && errors.Is(err, io.ErrUnexpectedEOF) {
-		// A ranged read skips the stat (a round trip per pack
-		// segment); nothing at all may mean a range beyond the end.
-		if fi, serr := f.Stat(); serr == nil && offset > fi.Size() {
-			return fmt.Errorf("sftp: load %s: offset %d beyond size %d: %w", h, offset, fi.Size(), backends.ErrRange)
-		}
+	if !errors.Is(err, io.ErrUnexpectedEOF) || !c.alive() {
+		return err
+	}
+	if cr.read > 0 {
+		// The file ended early. pkg/sftp reports a connection the
+		// server dropped mid-read as a plain EOF, so this may be one
+		// too: the next call gets a fresh connection, at a login's cost.
+		c.kill()
+		return err
+	}
+	// A ranged read skips the stat (a round trip per pack segment);
+	// nothing at all may mean a range beyond the end.
+	fi, serr := f.Stat()
+	switch {
+	case serr != nil && isConnError(serr):
+		c.kill()
+	case serr == nil && offset > fi.Size():
+		return fmt.Errorf("sftp: load %s: offset %d beyond size %d: %w", h, offset, fi.Size(), backends.ErrRange)
 	}
 	return err
 }
