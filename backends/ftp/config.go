@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
-	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -86,75 +83,22 @@ func ParseConfig(location string) (Config, error) {
 	default:
 		return Config{}, errors.New("ftp: location must start with ftp:// or ftps://")
 	}
-	u, err := url.Parse(location)
+	loc, err := backends.ParseServerLocation("ftp", location)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // url.Error repeats the whole location
-		}
-		return Config{}, fmt.Errorf("ftp: invalid location %s: %v", redactLocation(location), err)
+		return Config{}, err
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return Config{}, fmt.Errorf("ftp: location %s: unexpected query or fragment", redactLocation(location))
-	}
-	cfg.User = u.User.Username()
-	cfg.Password, _ = u.User.Password()
-	cfg.Host = u.Hostname()
-	if cfg.Host == "" {
-		return Config{}, fmt.Errorf("ftp: location %s has no host", redactLocation(location))
-	}
-	if p := u.Port(); p != "" {
-		cfg.Port, err = strconv.Atoi(p)
-		if err != nil || cfg.Port < 1 || cfg.Port > 65535 {
-			return Config{}, fmt.Errorf("ftp: location %s: invalid port %q", redactLocation(location), p)
-		}
-	}
-	cfg.Path = strings.TrimPrefix(u.Path, "/")
-	if cfg.Path == "" || path.Clean(cfg.Path) == "/" || path.Clean(cfg.Path) == "." {
-		return Config{}, fmt.Errorf("ftp: location %s has no repository path", redactLocation(location))
-	}
+	cfg.User, cfg.Password, cfg.Host, cfg.Port, cfg.Path = loc.User, loc.Password, loc.Host, loc.Port, loc.Path
 	return cfg, nil
-}
-
-// redactLocation replaces the password of a URL-like location by "xxxxx",
-// without relying on the location being a valid URL.
-func redactLocation(location string) string {
-	scheme, rest, ok := strings.Cut(location, "://")
-	if !ok {
-		return location
-	}
-	end := strings.IndexByte(rest, '/')
-	if end < 0 {
-		end = len(rest)
-	}
-	at := strings.LastIndexByte(rest[:end], '@')
-	if at < 0 {
-		return location
-	}
-	user, _, hasPass := strings.Cut(rest[:at], ":")
-	if !hasPass {
-		return location
-	}
-	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
 
 // Redacted returns the location of cfg without the password:
 // ftp[s]://USER@HOST[:PORT]/PATH, with the port only if it is not 21.
 func (c Config) Redacted() string {
-	host := c.Host
-	if c.Port != 0 && c.Port != DefaultPort {
-		host = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
-	} else if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	u := url.URL{Scheme: "ftp", Host: host, Path: "/" + c.Path}
+	loc := backends.ServerLocation{Scheme: "ftp", User: c.User, Host: c.Host, Port: c.Port, Path: c.Path}
 	if c.TLS {
-		u.Scheme = "ftps"
+		loc.Scheme = "ftps"
 	}
-	if c.User != "" {
-		u.User = url.User(c.User)
-	}
-	return u.String()
+	return loc.Redacted(DefaultPort)
 }
 
 // String returns Redacted, so that printing a Config never shows the password.

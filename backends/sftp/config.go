@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
-	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -92,73 +89,21 @@ func ParseConfig(location string) (Config, error) {
 	if !ok {
 		return Config{}, errors.New("sftp: location must start with sftp://")
 	}
-	u, err := url.Parse("sftp://" + rest)
+	loc, err := backends.ParseServerLocation("sftp", "sftp://"+rest)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // url.Error repeats the whole location
-		}
-		return Config{}, fmt.Errorf("sftp: invalid location %s: %v", redactLocation(location), err)
+		return Config{}, err
 	}
-	if _, has := u.User.Password(); has {
-		return Config{}, fmt.Errorf("sftp: location %s holds a password: give it in %s instead", redactLocation(location), EnvPassword)
+	if loc.HasPassword {
+		return Config{}, fmt.Errorf("sftp: location %s holds a password: give it in %s instead", backends.RedactLocation(location), EnvPassword)
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return Config{}, fmt.Errorf("sftp: location %s: unexpected query or fragment", redactLocation(location))
-	}
-	cfg := Config{User: u.User.Username(), Host: u.Hostname()}
-	if cfg.Host == "" {
-		return Config{}, fmt.Errorf("sftp: location %s has no host", redactLocation(location))
-	}
-	if p := u.Port(); p != "" {
-		cfg.Port, err = strconv.Atoi(p)
-		if err != nil || cfg.Port < 1 || cfg.Port > 65535 {
-			return Config{}, fmt.Errorf("sftp: location %s: invalid port %q", redactLocation(location), p)
-		}
-	}
-	cfg.Path = strings.TrimPrefix(u.Path, "/")
-	if cfg.Path == "" || path.Clean(cfg.Path) == "/" || path.Clean(cfg.Path) == "." {
-		return Config{}, fmt.Errorf("sftp: location %s has no repository path", redactLocation(location))
-	}
-	return cfg, nil
-}
-
-// redactLocation replaces the password of a URL-like location by "xxxxx",
-// without relying on the location being a valid URL.
-func redactLocation(location string) string {
-	scheme, rest, ok := strings.Cut(location, "://")
-	if !ok {
-		return location
-	}
-	end := strings.IndexByte(rest, '/')
-	if end < 0 {
-		end = len(rest)
-	}
-	at := strings.LastIndexByte(rest[:end], '@')
-	if at < 0 {
-		return location
-	}
-	user, _, hasPass := strings.Cut(rest[:at], ":")
-	if !hasPass {
-		return location
-	}
-	return scheme + "://" + user + ":xxxxx" + rest[at:]
+	return Config{User: loc.User, Host: loc.Host, Port: loc.Port, Path: loc.Path}, nil
 }
 
 // Redacted returns the location of cfg without credentials:
 // sftp://USER@HOST[:PORT]/PATH, with the port only if it is not 22.
 func (c Config) Redacted() string {
-	host := c.Host
-	if c.Port != 0 && c.Port != DefaultPort {
-		host = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
-	} else if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	u := url.URL{Scheme: "sftp", Host: host, Path: "/" + c.Path}
-	if c.User != "" {
-		u.User = url.User(c.User)
-	}
-	return u.String()
+	loc := backends.ServerLocation{Scheme: "sftp", User: c.User, Host: c.Host, Port: c.Port, Path: c.Path}
+	return loc.Redacted(DefaultPort)
 }
 
 // String returns Redacted, so that printing a Config never shows the password.
