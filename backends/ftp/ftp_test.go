@@ -89,65 +89,31 @@ func removeAll(t *testing.T, cfg Config, dir string) {
 	}
 }
 
-// server is where a test's repositories live.
-type server struct {
-	name string
-	// config returns a Config for a new folder, removed at the end of t.
-	config func(t *testing.T) Config
-}
-
 // servers returns the in-process server, which lives until the end of t,
 // and the real one, which skips (or fails in CI) where it is missing; each
 // with and without TLS.
-func servers(t *testing.T) []server {
+func servers(t *testing.T) []backendtest.Server[Config] {
 	s := startServer(t)
-	return []server{
-		{"InProcess", func(*testing.T) Config { return s.config("repo-"+randomSuffix(), false) }},
-		{"InProcessTLS", func(*testing.T) Config { return s.config("repo-"+randomSuffix(), true) }},
-		{"Vsftpd", func(t *testing.T) Config { return realServer(t, false) }},
-		{"VsftpdTLS", func(t *testing.T) Config { return realServer(t, true) }},
+	return []backendtest.Server[Config]{
+		{Name: "InProcess", Config: func(*testing.T) Config { return s.config("repo-"+randomSuffix(), false) }},
+		{Name: "InProcessTLS", Config: func(*testing.T) Config { return s.config("repo-"+randomSuffix(), true) }},
+		{Name: "Vsftpd", Config: func(t *testing.T) Config { return realServer(t, false) }},
+		{Name: "VsftpdTLS", Config: func(t *testing.T) Config { return realServer(t, true) }},
 	}
 }
 
-// open opens cfg, failing t on error, and cancels Open's ctx right away
-// (the backend must not keep it).
-func open(t *testing.T, cfg Config) *Backend {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	b, err := Open(ctx, cfg)
-	cancel()
-	if err != nil {
-		t.Fatalf("Open(%v): %v", cfg, err)
-	}
-	return b
-}
+// open opens cfg, failing t on error (backendtest.OpenNow).
+func open(t *testing.T, cfg Config) *Backend { return backendtest.OpenNow(t, cfg, Open) }
 
-func TestBackend(t *testing.T) {
-	for _, srv := range servers(t) {
-		t.Run(srv.name, func(t *testing.T) {
-			t.Parallel()
-			backendtest.Run(t, func(t *testing.T) backends.Backend {
-				return open(t, srv.config(t))
-			})
-		})
-	}
-}
+func openBackend(t *testing.T, cfg Config) backends.Backend { return open(t, cfg) }
+
+func TestBackend(t *testing.T) { backendtest.RunServers(t, servers(t), openBackend) }
 
 func TestNetFaults(t *testing.T) {
-	for _, srv := range servers(t) {
-		t.Run(srv.name, func(t *testing.T) {
-			t.Parallel()
-			backendtest.RunNetFaults(t, 30*time.Second, func(t *testing.T, dial backendtest.DialFunc) backends.Backend {
-				cfg := srv.config(t)
-				cfg.Dial = dial
-				// The servers are separate processes, starved on a loaded machine:
-				// with 2 s, a save after the network healed failed once at a load of
-				// 20 on 2 cores ("connection lost"), most likely the timeout.
-				cfg.Timeout = 5 * time.Second
-				return open(t, cfg)
-			})
-		})
-	}
+	backendtest.RunNetFaultsServers(t, 30*time.Second, servers(t), func(cfg Config, dial backendtest.DialFunc, timeout time.Duration) Config {
+		cfg.Dial, cfg.Timeout = dial, timeout
+		return cfg
+	}, openBackend)
 }
 
 func TestParseConfig(t *testing.T) {
@@ -258,8 +224,8 @@ func TestTLSUntrusted(t *testing.T) {
 
 func TestWrongPassword(t *testing.T) {
 	for _, srv := range servers(t) {
-		t.Run(srv.name, func(t *testing.T) {
-			cfg := srv.config(t)
+		t.Run(srv.Name, func(t *testing.T) {
+			cfg := srv.Config(t)
 			cfg.Password += "-wrong"
 			_, err := Open(context.Background(), cfg)
 			if !errors.Is(err, backends.ErrPermanent) || strings.Contains(err.Error(), cfg.Password) {
@@ -386,8 +352,8 @@ func TestDiskFull(t *testing.T) {
 // nothing, Save fails permanently and does not make the folder.
 func TestNotCreated(t *testing.T) {
 	for _, srv := range servers(t) {
-		t.Run(srv.name, func(t *testing.T) {
-			b := open(t, srv.config(t))
+		t.Run(srv.Name, func(t *testing.T) {
+			b := open(t, srv.Config(t))
 			defer func() { _ = b.Close() }()
 			backendtest.NotCreated(t, b)
 		})
@@ -423,9 +389,9 @@ func TestApplyEnv(t *testing.T) {
 // are one per transfer in FTP and are not counted.
 func TestRangedLoadsKeepConnection(t *testing.T) {
 	for _, srv := range servers(t) {
-		t.Run(srv.name, func(t *testing.T) {
+		t.Run(srv.Name, func(t *testing.T) {
 			t.Parallel()
-			cfg := srv.config(t)
+			cfg := srv.Config(t)
 			cfg.Connections = 1
 			var mu sync.Mutex
 			dials := map[string]int{}

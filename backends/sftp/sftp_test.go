@@ -62,23 +62,15 @@ func realServer(t *testing.T) Config {
 	return cfg
 }
 
-// server is where a test's repositories live.
-type server struct {
-	name string
-	// config returns a Config for the folder path below the server's test
-	// folder, which is removed at the end of t.
-	config func(t *testing.T) Config
-}
-
 // servers returns the in-process server, which lives until the end of t,
 // and the real one, which skips (or fails in CI) where it is missing.
-func servers(t *testing.T) []server {
+func servers(t *testing.T) []backendtest.Server[Config] {
 	s := startServer(t)
-	return []server{
-		{"InProcess", func(t *testing.T) Config {
+	return []backendtest.Server[Config]{
+		{Name: "InProcess", Config: func(t *testing.T) Config {
 			return s.config("repo-" + randomSuffix())
 		}},
-		{"OpenSSH", func(t *testing.T) Config {
+		{Name: "OpenSSH", Config: func(t *testing.T) Config {
 			cfg := realServer(t)
 			cfg.Path = path.Join(cfg.Path, randomSuffix())
 			top := cfg
@@ -116,45 +108,18 @@ func removeAll(t *testing.T, cfg Config) {
 	}
 }
 
-// open opens cfg, failing t on error, and cancels Open's ctx right away
-// (the backend must not keep it).
-func open(t *testing.T, cfg Config) *Backend {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	b, err := Open(ctx, cfg)
-	cancel()
-	if err != nil {
-		t.Fatalf("Open(%v): %v", cfg, err)
-	}
-	return b
-}
+// open opens cfg, failing t on error (backendtest.OpenNow).
+func open(t *testing.T, cfg Config) *Backend { return backendtest.OpenNow(t, cfg, Open) }
 
-func TestBackend(t *testing.T) {
-	for _, srv := range servers(t) {
-		t.Run(srv.name, func(t *testing.T) {
-			t.Parallel()
-			backendtest.Run(t, func(t *testing.T) backends.Backend {
-				return open(t, srv.config(t))
-			})
-		})
-	}
-}
+func openBackend(t *testing.T, cfg Config) backends.Backend { return open(t, cfg) }
+
+func TestBackend(t *testing.T) { backendtest.RunServers(t, servers(t), openBackend) }
 
 func TestNetFaults(t *testing.T) {
-	for _, srv := range servers(t) {
-		t.Run(srv.name, func(t *testing.T) {
-			t.Parallel()
-			backendtest.RunNetFaults(t, 30*time.Second, func(t *testing.T, dial backendtest.DialFunc) backends.Backend {
-				cfg := srv.config(t)
-				cfg.Dial = dial
-				// The servers are separate processes, starved on a loaded machine:
-				// with 2 s, a save after the network healed failed once at a load of
-				// 20 on 2 cores ("connection lost"), most likely the timeout.
-				cfg.Timeout = 5 * time.Second
-				return open(t, cfg)
-			})
-		})
-	}
+	backendtest.RunNetFaultsServers(t, 30*time.Second, servers(t), func(cfg Config, dial backendtest.DialFunc, timeout time.Duration) Config {
+		cfg.Dial, cfg.Timeout = dial, timeout
+		return cfg
+	}, openBackend)
 }
 
 func TestParseConfig(t *testing.T) {
@@ -383,8 +348,8 @@ func TestRealPassword(t *testing.T) {
 // whatever its umask.
 func TestModes(t *testing.T) {
 	for _, srv := range servers(t) {
-		t.Run(srv.name, func(t *testing.T) {
-			cfg := srv.config(t)
+		t.Run(srv.Name, func(t *testing.T) {
+			cfg := srv.Config(t)
 			b := open(t, cfg)
 			defer func() { _ = b.Close() }()
 			ctx := context.Background()
@@ -538,8 +503,8 @@ func TestReconnect(t *testing.T) {
 // nothing, Save fails permanently and does not make the folder.
 func TestNotCreated(t *testing.T) {
 	for _, srv := range servers(t) {
-		t.Run(srv.name, func(t *testing.T) {
-			b := open(t, srv.config(t))
+		t.Run(srv.Name, func(t *testing.T) {
+			b := open(t, srv.Config(t))
 			defer func() { _ = b.Close() }()
 			backendtest.NotCreated(t, b)
 		})
@@ -574,14 +539,14 @@ func TestApplyEnv(t *testing.T) {
 // still ErrRange.
 func TestRangedLoads(t *testing.T) {
 	srv := startServer(t)
-	configs := []server{
-		{"InProcess", func(*testing.T) Config { return srv.config("repo-" + randomSuffix()) }},
+	configs := []backendtest.Server[Config]{
+		{Name: "InProcess", Config: func(*testing.T) Config { return srv.config("repo-" + randomSuffix()) }},
 		servers(t)[1], // OpenSSH
 	}
 	for _, s := range configs {
-		t.Run(s.name, func(t *testing.T) {
-			cfg := s.config(t)
-			inProcess := s.name == "InProcess"
+		t.Run(s.Name, func(t *testing.T) {
+			cfg := s.Config(t)
+			inProcess := s.Name == "InProcess"
 			b := open(t, cfg)
 			defer func() { _ = b.Close() }()
 			ctx := context.Background()
