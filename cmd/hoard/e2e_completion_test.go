@@ -12,6 +12,7 @@ import (
 // are made from the command definitions; the bash script, loaded into a
 // real bash, completes commands and flags by asking hoard.
 func TestE2ECompletionAndMan(t *testing.T) {
+	t.Parallel()
 	e := newEnvNoInit(t)
 	bash := e.mustRun("completion", "bash")
 	if _, err := exec.LookPath("bash"); err == nil {

@@ -75,6 +75,7 @@ func copyAndVerify(t *testing.T, src, target, reader *env, tree string, toEnv []
 }
 
 func TestE2ECopyLocal(t *testing.T) {
+	t.Parallel()
 	src, tree := copySource(t)
 	t.Run("passphrase", func(t *testing.T) {
 		target := newEnv(t)
@@ -111,6 +112,7 @@ func TestE2ECopyLocal(t *testing.T) {
 // GPG key (read with the secret key) into a passphrase repository, and
 // from that back into another GPG repository through its write-only key.
 func TestE2ECopyGPG(t *testing.T) {
+	t.Parallel()
 	h := gpgNewHome(t)
 	const pass = "copy gpg passphrase"
 	fpr := h.genKey(t, "Copy Test <copy@example.com>", "future-default", "never", pass)
@@ -136,6 +138,7 @@ func TestE2ECopyGPG(t *testing.T) {
 }
 
 func TestE2ECopyRemote(t *testing.T) {
+	t.Parallel()
 	src, tree := copySource(t)
 	t.Run("sftp", func(t *testing.T) {
 		v := testServers(t)
@@ -159,6 +162,7 @@ func TestE2ECopyRemote(t *testing.T) {
 // snapshots, after the first has landed; the next copy skips the first,
 // copies the second, and the target checks clean.
 func TestE2ECopyResume(t *testing.T) {
+	t.Parallel()
 	src := newEnv(t)
 	tree := filepath.Join(t.TempDir(), "site")
 	gpgMakeTree(t, tree, testSeed(t, 13))
@@ -222,6 +226,7 @@ func TestE2ECopyResume(t *testing.T) {
 // [copy.offsite]: each hoard run copies its snapshot there, and hoard copy
 // --target offsite finds nothing left to copy.
 func TestE2ECopyAfterRun(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	offsite := newEnv(t)
 	dir := t.TempDir()

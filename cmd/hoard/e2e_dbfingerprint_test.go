@@ -67,6 +67,7 @@ func forgeSnapshot(t *testing.T, e *env, ref string, edit func(*snapshot.Databas
 // table; and snapshots without a fingerprint (made before it existed, or
 // of a format with no counter: an SQLite file) still verify, saying so.
 func TestE2EDBFingerprint(t *testing.T) {
+	t.Parallel()
 	dumptest.Drills(t)
 	pg := dumptest.Postgres(t)
 	my := dumptest.MySQL(t)

@@ -13,6 +13,7 @@ import (
 // config file names the database it wrote, not the source, in text and
 // JSON, for PostgreSQL and MariaDB; the URL's password is not shown.
 func TestE2EDBRestoreIntoURLNamesTarget(t *testing.T) {
+	t.Parallel()
 	pg := dumptest.Postgres(t)
 	my := dumptest.MySQL(t)
 	e := newEnv(t)
@@ -43,6 +44,7 @@ func TestE2EDBRestoreIntoURLNamesTarget(t *testing.T) {
 // TestE2ESQLiteMissingFile: a missing SQLite file is a failed source, as
 // a failed pg_dump is: exit 16 and "no snapshot was made".
 func TestE2ESQLiteMissingFile(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	missing := filepath.Join(t.TempDir(), "gone.db")
 	for _, args := range [][]string{{"db", "backup", "sqlite:///" + missing}, {"run"}} {

@@ -49,6 +49,7 @@ func writeTool(t *testing.T, dir, name, body string) string {
 // no scratch database is left either way, and a leftover of a killed drill
 // (a scratch database over an hour old) is dropped by the next drill.
 func TestE2EDBVerify(t *testing.T) {
+	t.Parallel()
 	dumptest.Drills(t)
 	pg := dumptest.Postgres(t)
 	my := dumptest.MySQL(t)

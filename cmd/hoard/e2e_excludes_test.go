@@ -10,6 +10,7 @@ import (
 // TestE2EExcludes: ** in --exclude and --include, --exclude-file,
 // --exclude-caches and --exclude-if-present, as restic users expect.
 func TestE2EExcludes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	src := filepath.Join(t.TempDir(), "src")
 	files := map[string]string{

@@ -15,6 +15,7 @@ import (
 // symlinks get their mtime back, fifos are recreated, and devices too when
 // running as root (else a warning without --verbose).
 func TestE2EFileTypes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	src := filepath.Join(t.TempDir(), "src")
 	must := func(err error) {

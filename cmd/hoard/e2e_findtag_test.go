@@ -12,6 +12,7 @@ import (
 // adds, removes and sets tags and checks that the retagged snapshots keep
 // their content, record their original, and that bad use is refused.
 func TestE2EFindTag(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	src := filepath.Join(t.TempDir(), "src")
 	write := func(rel, content string) {

@@ -13,6 +13,7 @@ import (
 // reason and exits 12, instead of "no key file is encrypted to gpg-agent".
 // A keyring without the secret key still says that no key file is for it.
 func TestE2EGPGAgentReason(t *testing.T) {
+	t.Parallel()
 	h := gpgNewHome(t)
 	const pass = "agent passphrase"
 	fpr := h.genKey(t, "Agent <agent@example.com>", "future-default", "never", pass)

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,12 +41,26 @@ func TestMain(m *testing.M) {
 	// The in-process S3 server changes the working directory (s3test):
 	// paths below this package are taken from pkgDir, never relative.
 	pkgDir, _ = os.Getwd()
+	moreParallel()
 	code := m.Run()
 	s3test.Stop()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
 	os.Exit(code)
+}
+
+// moreParallel runs twice as many parallel tests as there are cores,
+// unless -parallel was given: the end-to-end tests spend much of their time
+// waiting for hoard, gpg, the database tools and the servers, each a
+// process of its own, so one test per core leaves the cores idle.
+func moreParallel() {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", strconv.Itoa(2*runtime.GOMAXPROCS(0)))
+	}
 }
 
 // hoardBinary builds ./cmd/hoard once (on first use, so unit tests of this

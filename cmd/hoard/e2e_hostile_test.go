@@ -83,6 +83,7 @@ func (e *env) runWithin(limit time.Duration, args ...string) (stdout, stderr str
 // hoard must stop at once with an error naming the FIFO, not wait forever
 // for a writer.
 func TestE2EFIFOInRepository(t *testing.T) {
+	t.Parallel()
 	t.Run("pack", func(t *testing.T) {
 		e := newEnv(t).on(t)
 		src := hostileSource(t)
@@ -188,6 +189,7 @@ func TestE2ESignalDuringBlockingRead(t *testing.T) {
 // arguments hold passwords: neither the snapshot (which write-only keys
 // read) nor the error of a failing command may hold them.
 func TestE2ECommandSecretsRedacted(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	const secret = "hunter2secret"
 	e.mustBackup(nil, "--stdin-filename", "db.dump", "--stdin-from-command", "--",
@@ -247,6 +249,7 @@ func forgeExpandingSnapshot(t *testing.T, e *env, depth int) string {
 // run without end: they refuse it at once with exit 14, naming the bound.
 // check, stats and prune walk each subtree once and finish.
 func TestE2EExpandingTree(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustBackup(nil, hostileSource(t))
 	snap := forgeExpandingSnapshot(t, e, 64)
@@ -288,6 +291,7 @@ func TestE2EExpandingTree(t *testing.T) {
 // snapshot references and excludes that would exclude everything are
 // usage errors (exit 2), never ignored; "LATEST" is "latest".
 func TestE2ECommandLineMistakes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	src := hostileSource(t)
 	first := e.mustBackup(nil, src).ID
@@ -352,6 +356,7 @@ func TestE2ECommandLineMistakes(t *testing.T) {
 // non-UTF-8 path given to --include or --exclude (either spelling) matches
 // it, byte for byte.
 func TestE2EHostileNames(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	src := filepath.Join(t.TempDir(), "src")
 	names := map[string]string{ // name -> how ls shows it
@@ -411,6 +416,7 @@ func TestE2EHostileNames(t *testing.T) {
 // recreated by restore (a FIFO is); that is said without --verbose, naming
 // it, and counted in the summary.
 func TestE2ESpecialFilesNotRestoredSaySo(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	src := hostileSource(t)
 	if err := syscall.Mkfifo(filepath.Join(src, "pipe"), 0o600); err != nil {
@@ -451,6 +457,7 @@ func TestE2ESpecialFilesNotRestoredSaySo(t *testing.T) {
 // breaks the format's rules (a name "..") exits 14, damaged data, as check
 // says, not 1.
 func TestE2EInvalidTreeExits14(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustBackup(nil, hostileSource(t))
 	ctx := context.Background()
@@ -484,6 +491,7 @@ func TestE2EInvalidTreeExits14(t *testing.T) {
 // 14, naming it), unlock says it keeps it, and unlock --remove-all removes
 // it, after which check passes.
 func TestE2EDamagedLockFile(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustBackup(nil, hostileSource(t))
 	name := strings.Repeat("ab", 32)
@@ -516,6 +524,7 @@ func TestE2EDamagedLockFile(t *testing.T) {
 // called damaged (exit 14), no key files at all are called missing (exit
 // 14); only a wrong passphrase says "wrong password" (exit 12).
 func TestE2EKeyFileDamageIsNotAWrongPassword(t *testing.T) {
+	t.Parallel()
 	keyFile := func(e *env) string {
 		t.Helper()
 		ks, _ := filepath.Glob(filepath.Join(e.repo, "keys", "*"))

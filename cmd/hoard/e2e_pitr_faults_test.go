@@ -12,6 +12,7 @@ import (
 )
 
 func TestE2EPITRGPGWriteOnly(t *testing.T) {
+	t.Parallel()
 	gpgRequire(t)
 	p := newPITREnv(t)
 	h := gpgNewHome(t)

@@ -146,9 +146,13 @@ func (p *pitrEnv) archiveCommand(env []string, db string) string {
 	return "env " + strings.Join(env, " ") + " " + p.hoard + " wal push --db " + db + " %p"
 }
 
-var portMu sync.Mutex
+var (
+	portMu    sync.Mutex
+	portsUsed = map[int]bool{} // handed out by freePort: tests run in parallel
+)
 
-// freePort returns a loopback port in 55400-55499 that nothing listens on.
+// freePort returns a loopback port in 55400-55499 that nothing listens on
+// and that no other test of this process was given.
 func (p *pitrEnv) freePort() int {
 	p.t.Helper()
 	portMu.Lock()
@@ -156,11 +160,15 @@ func (p *pitrEnv) freePort() int {
 	start := rand.IntN(100)
 	for i := range 100 {
 		port := 55400 + (start+i)%100
+		if portsUsed[port] {
+			continue
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			continue
 		}
 		l.Close()
+		portsUsed[port] = true
 		return port
 	}
 	p.t.Fatal("no free port in 55400-55499")

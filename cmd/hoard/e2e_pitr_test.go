@@ -61,6 +61,7 @@ func (p *pitrEnv) restore(t *testing.T, env []string, name string, target ...str
 }
 
 func TestE2EPITR(t *testing.T) {
+	t.Parallel()
 	p := newPITREnv(t)
 	p.mustRun(nil, "init", "--s2k", "iterated")
 	var lsn string

@@ -56,6 +56,7 @@ func usedDataPacks(t *testing.T, e *env) map[id.ID]bool {
 // prune then deleted the pack. Now every file restores before and after
 // repair index, repair snapshots --forget and prune.
 func TestE2ERepairIndexKeepsDamagedHeader(t *testing.T) {
+	t.Parallel()
 	e, truth := historyEnv(t, 31)
 	verify := func(stage string) {
 		t.Helper()
@@ -223,6 +224,7 @@ func putBackIndexFiles(t *testing.T, e *env, dir string) []string {
 // copy in a removed pack and failed; now it falls back to the other copy,
 // check names the stale index files, and repair index clears them.
 func TestE2EReplayedIndex(t *testing.T) {
+	t.Parallel()
 	// Which copy comes first depends on the packs' names (random keys):
 	// try seeds until the replay matters.
 	seed := testSeed(t, 41)

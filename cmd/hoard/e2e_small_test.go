@@ -9,6 +9,7 @@ import (
 
 // TestE2ESmallThings: the smaller surprises of a new user.
 func TestE2ESmallThings(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := t.TempDir()
 
@@ -91,6 +92,7 @@ func TestE2ESmallThings(t *testing.T) {
 
 // TestE2EGPGRecipientSecretKey: --gpg-recipient refuses a secret key file.
 func TestE2EGPGRecipientSecretKey(t *testing.T) {
+	t.Parallel()
 	h := gpgNewHome(t)
 	fpr := h.genKey(t, "Sec <sec@example.com>", "future-default", "never", "pw")
 	e := newEnvNoInit(t)

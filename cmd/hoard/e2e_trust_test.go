@@ -92,6 +92,7 @@ func newTrustWorld(t *testing.T) *trustWorld {
 // and a data keypair of its own. The admin's hoard must refuse it, with or
 // without the data key pinned, and must never wrap data to the attacker.
 func TestE2ETrustKeySubstitution(t *testing.T) {
+	t.Parallel()
 	w := newTrustWorld(t)
 	h := w.h
 	src := filepath.Join(t.TempDir(), "site")
@@ -214,6 +215,7 @@ func TestE2ETrustKeySubstitution(t *testing.T) {
 // its own. Host A's next backup must not reuse them, and the admin must
 // restore A's real bytes from A's newest snapshot.
 func TestE2ETrustParentPoisoning(t *testing.T) {
+	t.Parallel()
 	w := newTrustWorld(t)
 	src := filepath.Join(t.TempDir(), "site")
 	gpgMakeTree(t, src, 29)

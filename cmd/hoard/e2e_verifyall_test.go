@@ -41,6 +41,7 @@ type drillsResult struct {
 // fails the run with exit 19 after the snapshot is saved, and [retention]
 // is not applied then.
 func TestE2ERunVerifyAfterRun(t *testing.T) {
+	t.Parallel()
 	dumptest.Drills(t)
 	pg := dumptest.Postgres(t)
 	e := newEnv(t)
@@ -134,6 +135,7 @@ keep_last = 1
 // 19 and names it, while the others still pass; a database only the
 // repository knows is skipped.
 func TestE2EDBVerifyLatestPerDatabase(t *testing.T) {
+	t.Parallel()
 	dumptest.Drills(t)
 	pg := dumptest.Postgres(t)
 	e := newEnv(t)

@@ -30,6 +30,7 @@ import (
 //
 // And nothing in the repository points outside it.
 func TestE2ENewUserWorkflow(t *testing.T) {
+	t.Parallel()
 	pg := dumptest.Postgres(t)
 	my := dumptest.MySQL(t)
 	h := gpgNewHome(t)

@@ -14,6 +14,7 @@ import (
 // partly used are left for a full key, and the output says so. forget
 // --dry-run works with the write-only key too.
 func TestE2EWriteOnlyRetention(t *testing.T) {
+	t.Parallel()
 	full := newEnv(t)
 	woPass := filepath.Join(t.TempDir(), "wo-pass")
 	if err := os.WriteFile(woPass, []byte("write-only passphrase\n"), 0o600); err != nil {
@@ -88,6 +89,7 @@ func TestE2EWriteOnlyRetention(t *testing.T) {
 // TestE2ERetentionGroupChange: adding a [media] section makes a new group;
 // forget (and run) say that the old group gets no new snapshots.
 func TestE2ERetentionGroupChange(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := t.TempDir()
 	for _, d := range []string{"a", "b"} {
