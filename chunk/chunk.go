@@ -215,6 +215,22 @@ func (c *Chunker) Peek(n int) ([]byte, error) {
 	return c.buf[c.off:min(c.off+n, len(c.buf))], nil
 }
 
+// PeekAhead is Peek for up to a round's worth of bytes (Round): room for
+// several chunks expected one after the other, to recognise them in
+// parallel.
+func (c *Chunker) PeekAhead(n int) ([]byte, error) {
+	n = min(n, c.round)
+	if len(c.buf)-c.off < n && !c.eof {
+		if err := c.fill(); err != nil {
+			return nil, err
+		}
+	}
+	return c.buf[c.off:min(c.off+n, len(c.buf))], nil
+}
+
+// Round is the most bytes PeekAhead returns.
+func (c *Chunker) Round() int { return c.round }
+
 // Take consumes the next n bytes (at most what Peek returned) as one chunk.
 //
 // The caller must know that they are one: a chunk's cut depends only on

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,7 @@ type Archiver struct {
 	owners   ownerCache
 	chunkers map[chunk.Params]*chunk.Chunker // used by the one goroutine that reads
 	params   chunk.Params                    // of the item being read
+	expect   []expected                      // chunkReader's, kept between calls
 	profiles map[string]string               // recorded in the snapshot
 
 	// wrapFile, when set, wraps the reader of each file: package tests use
@@ -271,24 +273,30 @@ func (a *Archiver) chunkReader(rd io.Reader, f *future, prev *previous) (uint64,
 		c.Reset(rd)
 	}
 	var size uint64
+	run := 1 // chunks to recognise at once: doubles while they match
 	for {
-		if bid, n, ok := prev.expect(); ok {
-			data, err := c.Peek(n)
+		if exp := prev.expectRun(a.expect[:0], run, c.Round()); len(exp) > 0 {
+			a.expect = exp
+			matched, err := a.recognise(c, exp)
 			if err != nil {
 				return size, err
 			}
-			if len(data) == n && a.r.BlobID(data) == bid {
-				c.Take(n)
+			for _, e := range exp[:matched] {
+				c.Take(e.n)
 				if a.o.Bases != nil && f.stream {
-					a.o.Bases.Has(bid) // still this place's base
+					a.o.Bases.Has(e.id) // still this place's base
 				}
-				size += uint64(n)
+				size += uint64(e.n)
 				prev.matched(int64(size))
-				a.sum.bytesRead.Add(uint64(n))
-				a.sum.bytesMatched.Add(uint64(n))
-				f.jobs = append(f.jobs, &chunkJob{res: bid, f: f})
+				a.sum.bytesRead.Add(uint64(e.n))
+				a.sum.bytesMatched.Add(uint64(e.n))
+				f.jobs = append(f.jobs, &chunkJob{res: e.id, f: f})
+			}
+			if matched == len(exp) {
+				run = min(2*run, maxRecognise)
 				continue
 			}
+			run = 1
 			prev.missed()
 		} else if prev != nil {
 			prev.missed()
@@ -332,6 +340,54 @@ func (a *Archiver) chunkReader(rd io.Reader, f *future, prev *previous) (uint64,
 		case a.jobs <- j:
 		}
 	}
+}
+
+// maxRecognise bounds the chunks recognise hashes at once, and so the
+// hashing wasted when one of them differs (the run starts again at one
+// after a difference, and doubles while the chunks match).
+const maxRecognise = 32
+
+// recognise hashes the next bytes of c as the chunks exp, in parallel
+// where there are several, and returns how many of them, from the first,
+// the bytes are.
+func (a *Archiver) recognise(c *chunk.Chunker, exp []expected) (int, error) {
+	ends := make([]int, len(exp))
+	total := 0
+	for i, e := range exp {
+		total += e.n
+		ends[i] = total
+	}
+	data, err := c.PeekAhead(total)
+	if err != nil {
+		return 0, err
+	}
+	if len(exp) == 1 {
+		if len(data) == exp[0].n && a.r.BlobID(data) == exp[0].id {
+			return 1, nil
+		}
+		return 0, nil
+	}
+	ok := make([]bool, len(exp))
+	var next atomic.Int32
+	var wg sync.WaitGroup
+	for range min(len(exp), runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(exp) {
+					return
+				}
+				start, end := ends[i]-exp[i].n, ends[i]
+				ok[i] = end <= len(data) && a.r.BlobID(data[start:end]) == exp[i].id
+			}
+		})
+	}
+	wg.Wait()
+	matched := 0
+	for matched < len(ok) && ok[matched] {
+		matched++
+	}
+	return matched, nil
 }
 
 // wait blocks until f is done and fills in its content.

@@ -42,19 +42,35 @@ func newPrevious(r *repo.Repository, ids []id.ID) *previous {
 	return &previous{r: r, ids: ids, syncIdx: -1}
 }
 
-// expect returns the ID and length of the chunk expected next, if any. The
-// old content's last chunk is never expected: it ended where that stream
-// ended, which need not be a cut once more bytes follow.
-func (p *previous) expect() (id.ID, int, bool) {
-	if p == nil || p.next < 0 || p.next >= len(p.ids)-1 {
-		return id.ID{}, 0, false
+// expected is a chunk expected at a place of the new content.
+type expected struct {
+	id id.ID
+	n  int
+}
+
+// expectRun appends to out the chunks expected next, in order: at most
+// max of them and, past the first, no more than limit bytes in all. A
+// chunk no index holds any more ends the run (it is chunked when reached).
+// The old content's last chunk is never expected: it ended where that
+// stream ended, which need not be a cut once more bytes follow.
+func (p *previous) expectRun(out []expected, max, limit int) []expected {
+	if p == nil || p.next < 0 {
+		return out
 	}
-	bid := p.ids[p.next]
-	locs := p.r.Index().Lookup(repo.DataBlob, bid)
-	if len(locs) == 0 {
-		return id.ID{}, 0, false // not stored any more: chunk and store it
+	total := 0
+	for i := p.next; i < len(p.ids)-1 && len(out) < max; i++ {
+		locs := p.r.Index().Lookup(repo.DataBlob, p.ids[i])
+		if len(locs) == 0 {
+			break
+		}
+		n := int(locs[0].RawLength)
+		if len(out) > 0 && total+n > limit {
+			break
+		}
+		out = append(out, expected{p.ids[i], n})
+		total += n
 	}
-	return bid, int(locs[0].RawLength), true
+	return out
 }
 
 // matched says that the expected chunk was found, ending at newEnd of the
