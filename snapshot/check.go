@@ -55,8 +55,10 @@ func (c *CheckReport) OK() bool { return len(c.Problems) == 0 && len(c.Affected)
 
 // Check verifies the repository: index files open, every indexed pack
 // exists with its size, every snapshot's trees load and every blob they
-// name is indexed; with ReadData, every pack's bytes match its name, its
-// header matches the index, and every blob decrypts and verifies.
+// name is indexed; with ReadData, every pack's trailer and sealed header
+// open, its header matches the index with its blobs end to end, and every
+// blob decrypts and verifies: every byte of the pack is authenticated
+// (repo.VerifyPacks).
 func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckReport, error) {
 	rep := &CheckReport{}
 	if o.ReadSubset != nil {
