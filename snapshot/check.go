@@ -55,8 +55,10 @@ func (c *CheckReport) OK() bool { return len(c.Problems) == 0 && len(c.Affected)
 
 // Check verifies the repository: index files open, every indexed pack
 // exists with its size, every snapshot's trees load and every blob they
-// name is indexed; with ReadData, every pack's bytes match its name, its
-// header matches the index, and every blob decrypts and verifies.
+// name is indexed; with ReadData, every pack's trailer and sealed header
+// open, its header matches the index with its blobs end to end, and every
+// blob decrypts and verifies: every byte of the pack is authenticated
+// (repo.VerifyPacks).
 func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckReport, error) {
 	rep := &CheckReport{}
 	if o.ReadSubset != nil {
@@ -74,6 +76,21 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	}
 	idx := r.Index()
 	rep.Blobs = idx.Len()
+	// The snapshots' trees are walked while the packs are read: alone
+	// after the reads, decoding the trees kept one core busy and the
+	// other idle (a tenth of check --read-data's time with 15,000 files).
+	// The walk assumes no blob is damaged; when the reads find one, the
+	// trees are walked again knowing it.
+	walkCtx, stopWalk := context.WithCancel(ctx)
+	defer stopWalk()
+	walked := make(chan walkResult, 1)
+	go func() { walked <- walkSnapshots(walkCtx, r, nil) }()
+	defer func() {
+		if walked != nil { // returning early: the walk ends before the caller closes r
+			stopWalk()
+			<-walked
+		}
+	}()
 	onDisk, err := r.ListPacks(ctx)
 	if err != nil {
 		return nil, err
@@ -152,27 +169,55 @@ func Check(ctx context.Context, r *repo.Repository, o CheckOptions) (*CheckRepor
 	}
 	rep.Problems = append(rep.Problems, dependants(idx, badBlobs, badPacks)...)
 
-	sns, sprobs, err := List(ctx, r)
-	if err != nil {
-		return nil, err
+	wr := <-walked
+	walked = nil
+	if wr.err == nil && len(badBlobs) > 0 {
+		wr = walkSnapshots(ctx, r, badBlobs)
 	}
-	for _, p := range sprobs {
-		rep.Problems = append(rep.Problems, CheckProblem{File: repo.FilePath(repo.SnapshotFile, p.ID), Err: bare(p.Err)})
-		rep.Affected = append(rep.Affected, AffectedSnapshot{ID: p.ID, Reason: "snapshot file damaged"})
+	if wr.err != nil {
+		return nil, wr.err
 	}
-	rep.Snapshots = len(sns) + len(sprobs)
-	w := &treeChecker{r: r, bad: badBlobs, memo: map[id.ID]string{}}
-	for _, sn := range sns {
-		if reason := w.tree(ctx, sn.Tree); reason != "" {
-			rep.Affected = append(rep.Affected, AffectedSnapshot{ID: sn.ID, Reason: reason})
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-	}
-	rep.Problems = append(rep.Problems, w.problems...)
+	rep.Problems = append(rep.Problems, wr.problems...)
+	rep.Affected = append(rep.Affected, wr.affected...)
+	rep.Snapshots = wr.snapshots
 	rep.BadBlobs = badBlobs
 	return rep, nil
+}
+
+// walkResult is what walkSnapshots found.
+type walkResult struct {
+	snapshots int
+	problems  []CheckProblem
+	affected  []AffectedSnapshot
+	err       error
+}
+
+// walkSnapshots loads every snapshot and walks its trees, finding the
+// snapshots that cannot be restored in full: a damaged snapshot file, a
+// tree that does not load, a file whose data blob no index names or that
+// bad (blob -> where) lists.
+func walkSnapshots(ctx context.Context, r *repo.Repository, bad map[id.ID]string) walkResult {
+	var wr walkResult
+	sns, sprobs, err := List(ctx, r)
+	if err != nil {
+		return walkResult{err: err}
+	}
+	for _, p := range sprobs {
+		wr.problems = append(wr.problems, CheckProblem{File: repo.FilePath(repo.SnapshotFile, p.ID), Err: bare(p.Err)})
+		wr.affected = append(wr.affected, AffectedSnapshot{ID: p.ID, Reason: "snapshot file damaged"})
+	}
+	wr.snapshots = len(sns) + len(sprobs)
+	w := &treeChecker{r: r, bad: bad, memo: map[id.ID]string{}}
+	for _, sn := range sns {
+		if reason := w.tree(ctx, sn.Tree); reason != "" {
+			wr.affected = append(wr.affected, AffectedSnapshot{ID: sn.ID, Reason: reason})
+		}
+		if ctx.Err() != nil {
+			return walkResult{err: ctx.Err()}
+		}
+	}
+	wr.problems = append(wr.problems, w.problems...)
+	return wr
 }
 
 // StaleIndexFile is an index file that names packs that do not exist: put

@@ -5,17 +5,20 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 )
 
 // startProfile writes a CPU profile to the file HOARD_CPUPROFILE names, and
-// a heap profile to the file HOARD_MEMPROFILE names, for tuning
+// a heap profile to the file HOARD_MEMPROFILE names and an execution trace
+// to the file HOARD_TRACE names, for tuning
 // (bench/README.md); the returned function ends them. Without the variables
 // it does nothing. The heap profile is looked at every 100 ms and kept when
 // more of the heap is in use than at any earlier look, so it shows what
 // holds memory at the peak, which is what peak RSS measures.
 func startProfile() func() {
-	stopMem := startMemProfile()
+	stopHeap, stopTrace := startMemProfile(), startTrace()
+	stopMem := func() { stopTrace(); stopHeap() }
 	path := os.Getenv("HOARD_CPUPROFILE")
 	if path == "" {
 		return stopMem
@@ -75,5 +78,27 @@ func startMemProfile() func() {
 	return func() {
 		close(stop)
 		<-done
+	}
+}
+
+// startTrace writes an execution trace (go tool trace) to the file
+// HOARD_TRACE names: it shows when cores sit idle, which a CPU profile
+// does not.
+func startTrace() func() {
+	path := os.Getenv("HOARD_TRACE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = trace.Start(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hoard: HOARD_TRACE:", err)
+		return func() {}
+	}
+	return func() {
+		trace.Stop()
+		f.Close()
 	}
 }
